@@ -1,0 +1,1 @@
+"""pmm-runtime: what every PMM service process runs on. No domain knowledge lives here."""

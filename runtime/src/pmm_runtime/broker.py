@@ -1,0 +1,218 @@
+"""Kafka through FastStream (over aiokafka), with the platform's reliability rules.
+
+- Producer: idempotent, ``acks=all``.
+- Subscribers: explicit ``group_id``; offsets are committed only after the work is done
+  (at-least-once). FastStream's Kafka default commits *before* processing, so every
+  subscriber here sets its ack policy explicitly.
+- A message that cannot be decoded or validated goes to ``<topic>.dlq`` at once, with the
+  error, original topic, partition and offset in headers, and the partition moves on.
+- A handler failure is retried ``max_retries`` times with exponential backoff, then
+  dead-lettered. ``PermanentError`` skips the retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.publisher.usecase import DefaultPublisher
+
+from pmm_contracts.envelope import CloudEvent, EventData, EventDecodeError, decode_event
+from pmm_contracts.topics import dead_letter_topic
+from pmm_runtime.logging import get_logger
+from pmm_runtime.metrics import Metrics
+from pmm_runtime.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+EventHandler = Callable[[CloudEvent[Any]], Awaitable[None]]
+TombstoneHandler = Callable[[str], Awaitable[None]]
+
+HEADER_ERROR = "x-dlq-error"
+HEADER_ERROR_CLASS = "x-dlq-error-class"
+HEADER_TOPIC = "x-dlq-original-topic"
+HEADER_PARTITION = "x-dlq-original-partition"
+HEADER_OFFSET = "x-dlq-original-offset"
+HEADER_GROUP = "x-dlq-consumer-group"
+HEADER_ATTEMPTS = "x-dlq-attempts"
+
+
+class PermanentError(Exception):
+    """A handler error that no retry will fix (e.g. an event that breaks a business rule)."""
+
+
+def create_broker(settings: ServiceSettings, *, client_id: str | None = None) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=client_id or f"pmm-{settings.service_name}",
+        acks="all",
+        enable_idempotence=True,
+        graceful_timeout=settings.shutdown_grace_s,
+        description=f"PMM {settings.service_name}",
+        log_level=30,  # FastStream's per-message INFO lines would repeat ours
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 3
+    backoff_s: float = 0.2
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> RetryPolicy:
+        return cls(settings.consumer_max_retries, settings.consumer_retry_backoff_s)
+
+
+class DeadLetters:
+    """The dead-letter publishers of one broker, one declared per consumed topic."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+        self._publishers: dict[str, DefaultPublisher] = {}
+
+    def declare(self, topic: str) -> None:
+        if topic not in self._publishers:
+            self._publishers[topic] = self._broker.publisher(
+                dead_letter_topic(topic),
+                title=f"{dead_letter_topic(topic)}:publish",
+                description=f"Messages from {topic} that could not be decoded or handled, "
+                "with the error and their origin in x-dlq-* headers.",
+            )
+
+    async def send(
+        self,
+        message: KafkaMessage,
+        *,
+        error: BaseException | str,
+        group_id: str,
+        attempts: int,
+    ) -> None:
+        record = message.raw_message
+        topic = record.topic
+        headers = {
+            HEADER_ERROR: str(error)[:2000],
+            HEADER_ERROR_CLASS: type(error).__name__ if not isinstance(error, str) else "str",
+            HEADER_TOPIC: topic,
+            HEADER_PARTITION: str(record.partition),
+            HEADER_OFFSET: str(record.offset),
+            HEADER_GROUP: group_id,
+            HEADER_ATTEMPTS: str(attempts),
+        }
+        publisher = self._publishers.get(topic)
+        value: bytes = record.value or b""
+        if publisher is not None:
+            await publisher.publish(value, key=record.key, headers=headers)
+        else:  # a pattern subscription met a topic it was not declared for
+            await self._broker.publish(value, dead_letter_topic(topic), key=record.key,
+                                       headers=headers)
+
+
+def subscribe_events(
+    broker: KafkaBroker,
+    *topics: str,
+    group_id: str,
+    registry: Mapping[str, type[EventData]],
+    handler: EventHandler,
+    dead_letters: DeadLetters,
+    retry: RetryPolicy = RetryPolicy(),
+    metrics: Metrics | None = None,
+    on_tombstone: TombstoneHandler | None = None,
+    pattern: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+) -> None:
+    """Subscribe ``handler`` to CloudEvents on ``topics`` with the platform's rules.
+
+    The handler is awaited for one message at a time per partition; the offset is
+    committed after it returned, after the message was dead-lettered, or never (the
+    partition is rewound and the message redelivered) when even dead-lettering failed.
+    """
+    for topic in topics:
+        dead_letters.declare(topic)
+    subscriber_args: dict[str, Any] = {
+        "group_id": group_id,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "auto_offset_reset": "earliest",
+        "title": title,
+        "description": description,
+    }
+    if pattern is not None:
+        subscriber = broker.subscriber(pattern=pattern, **subscriber_args)
+    else:
+        subscriber = broker.subscriber(*topics, **subscriber_args)
+
+    async def raw_body(message: KafkaMessage) -> Any:  # decoder: we decode ourselves
+        return message.body
+
+    @subscriber(decoder=raw_body)  # type: ignore[arg-type]
+    async def consume(body: Any, message: KafkaMessage) -> None:
+        record = message.raw_message
+        topic = record.topic
+        key = record.key.decode() if isinstance(record.key, bytes) else record.key
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(topic=topic, partition=record.partition,
+                                               offset=record.offset, subject=key)
+        if not record.value:
+            if on_tombstone is not None and key is not None:
+                await on_tombstone(key)
+            return
+        try:
+            event = decode_event(record.value, registry)
+        except EventDecodeError as exc:
+            log.warning("undecodable message dead-lettered", error=str(exc))
+            await dead_letters.send(message, error=exc, group_id=group_id, attempts=0)
+            if metrics:
+                metrics.dead_lettered.labels(topic=topic).inc()
+            return
+        structlog.contextvars.bind_contextvars(event_id=str(event.id), event_type=event.type)
+        attempt = 0
+        started = time.perf_counter()
+        while True:
+            attempt += 1
+            try:
+                await handler(event)
+            except PermanentError as exc:
+                error: BaseException = exc
+                break
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried
+                error = exc
+                if metrics:
+                    metrics.failed.labels(topic=topic).inc()
+                if attempt > retry.max_retries:
+                    break
+                delay = retry.backoff_s * (2 ** (attempt - 1))
+                log.warning("handler failed; retrying", attempt=attempt, error=repr(exc),
+                            retry_in_s=delay)
+                await asyncio.sleep(delay)
+                continue
+            if metrics:
+                metrics.consumed.labels(topic=topic).inc()
+                metrics.processing.labels(topic=topic).observe(time.perf_counter() - started)
+            return
+        log.error("handler gave up; event dead-lettered", attempts=attempt, error=repr(error))
+        await dead_letters.send(message, error=error, group_id=group_id, attempts=attempt)
+        if metrics:
+            metrics.dead_lettered.labels(topic=topic).inc()
+    _ = consume
+
+
+def publish_fn(broker: KafkaBroker, publishers: Mapping[str, DefaultPublisher]) -> Callable[
+    [str, bytes | None, bytes, dict[str, str]], Awaitable[None]
+]:
+    """The outbox relay's publish: through the declared publisher of the topic if any."""
+
+    async def publish(topic: str, key: bytes | None, value: bytes,
+                      headers: dict[str, str]) -> None:
+        publisher = publishers.get(topic)
+        if publisher is not None:
+            await publisher.publish(value, key=key, headers=headers)
+        else:
+            await broker.publish(value, topic, key=key, headers=headers)
+
+    return publish

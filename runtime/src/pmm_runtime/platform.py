@@ -1,0 +1,209 @@
+"""The per-process wiring every service shares; ``create_app(settings)`` builds one.
+
+A ``Platform`` owns the broker, the store client, the outbox relay, metrics and the token
+verifier of one process (no module globals: every test gets a fresh one). Its FastAPI
+lifespan starts them in order and stops them gracefully on SIGTERM: stop consuming and
+finish in-flight handlers (their offsets are committed), flush the outbox, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from faststream.kafka.publisher.usecase import DefaultPublisher
+from faststream.specification import AsyncAPI
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from pmm_contracts.envelope import CloudEvent, EventData
+from pmm_contracts.events import REGISTRY
+from pmm_runtime.auth import TokenVerifier
+from pmm_runtime.broker import (
+    DeadLetters,
+    EventHandler,
+    RetryPolicy,
+    TombstoneHandler,
+    create_broker,
+    publish_fn,
+    subscribe_events,
+)
+from pmm_runtime.http import install_health_routes, install_problem_handlers
+from pmm_runtime.logging import configure_logging, get_logger
+from pmm_runtime.metrics import Metrics
+from pmm_runtime.mongo import Document, create_client, ping
+from pmm_runtime.outbox import AggregateStore, OutboxRelay
+from pmm_runtime.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
+
+
+class Platform:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        registry: Mapping[str, type[EventData]] = REGISTRY,
+        configure_logs: bool = True,
+    ) -> None:
+        if configure_logs:
+            configure_logging(settings.log_level, settings.log_json)
+        self.settings = settings
+        self.registry = registry
+        self.metrics = Metrics(settings.service_name)
+        self.retry = RetryPolicy.from_settings(settings)
+        self.broker: KafkaBroker = create_broker(settings)
+        self.dead_letters = DeadLetters(self.broker)
+        self.mongo = create_client(settings.mongodb_url, app_name=f"pmm-{settings.service_name}")
+        self.db: AsyncDatabase[Document] = self.mongo[settings.database_name]
+        self.publishers: dict[str, DefaultPublisher] = {}
+        self.relay = OutboxRelay(
+            publish_fn(self.broker, self.publishers),
+            [],
+            metrics=self.metrics,
+            poll_interval_s=settings.outbox_poll_interval_s,
+        )
+        self._startup: list[Hook] = []
+        self._background: list[BackgroundTask] = []
+
+    # Declarations ---------------------------------------------------------------------------
+
+    def publisher(
+        self, topic: str, *, description: str, events: Sequence[type[EventData]] = ()
+    ) -> DefaultPublisher:
+        """Declare an outgoing topic once, with its contract, so AsyncAPI lists it."""
+        if topic not in self.publishers:
+            schema: Any = None
+            if len(events) == 1:
+                schema = CloudEvent[events[0]]  # type: ignore[valid-type]
+            self.publishers[topic] = self.broker.publisher(
+                topic, title=f"{topic}:publish", description=description, schema=schema
+            )
+        return self.publishers[topic]
+
+    def store(self, collection: str) -> AggregateStore:
+        """An aggregate collection whose outbox this process relays."""
+        coll: AsyncCollection[Document] = self.db[collection]
+        self.relay.add_collection(coll)
+        return AggregateStore(coll)
+
+    def subscribe(
+        self,
+        *topics: str,
+        handler: EventHandler,
+        purpose: str = "main",
+        pattern: str | None = None,
+        on_tombstone: TombstoneHandler | None = None,
+        description: str | None = None,
+    ) -> None:
+        subscribe_events(
+            self.broker,
+            *topics,
+            group_id=self.settings.group_id(purpose),
+            registry=self.registry,
+            handler=handler,
+            dead_letters=self.dead_letters,
+            retry=self.retry,
+            metrics=self.metrics,
+            on_tombstone=on_tombstone,
+            pattern=pattern,
+            title=f"{self.settings.service_name}.{purpose}:subscribe",
+            description=description,
+        )
+
+    def on_startup(self, hook: Hook) -> None:
+        self._startup.append(hook)
+
+    def background(self, task: BackgroundTask) -> None:
+        """A long-running task (e.g. a deadline scan) that returns when the event is set."""
+        self._background.append(task)
+
+    # Running ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for hook in self._startup:
+            await hook()
+        await self.broker.start()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Start everything; on exit stop consuming, flush the outbox and close."""
+        await self.start()
+        stop = asyncio.Event()
+        relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        tasks = [asyncio.create_task(task(stop), name=getattr(task, "__name__", "task"))
+                 for task in self._background]
+        log.info("service started", service=self.settings.service_name)
+        try:
+            yield
+        finally:
+            log.info("service stopping", service=self.settings.service_name)
+            stop.set()
+            for subscriber in self.broker.subscribers:
+                with contextlib.suppress(Exception):
+                    await subscriber.stop()  # finishes the in-flight handler and commits
+            self.relay.stop()
+            await asyncio.wait_for(relay_task, timeout=self.settings.shutdown_grace_s)
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_s)
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+            await self.mongo.close()
+            log.info("service stopped", service=self.settings.service_name)
+
+    async def broker_ready(self) -> bool:
+        try:
+            return bool(await self.broker.ping(timeout=3.0))
+        except Exception:  # noqa: BLE001 - readiness: any failure means not ready
+            return False
+
+    async def store_ready(self) -> bool:
+        return await ping(self.db)
+
+    def asyncapi(self, *, title: str, description: str) -> dict[str, Any]:
+        spec = AsyncAPI(self.broker, title=title, version="1.0.0", description=description)
+        result: dict[str, Any] = json.loads(spec.to_specification().to_json())
+        return result
+
+    def http_app(
+        self,
+        *,
+        title: str,
+        description: str,
+        routers: Sequence[APIRouter] = (),
+        error_statuses: Mapping[type[Exception], int] | None = None,
+    ) -> FastAPI:
+        platform = self
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            async with platform.running():
+                yield
+
+        app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+        app.state.platform = self
+        app.state.token_verifier = TokenVerifier(
+            self.settings.public_key_pem(),
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+        )
+        install_problem_handlers(app, error_statuses)
+        install_health_routes(
+            app, {"broker": self.broker_ready, "store": self.store_ready}, self.metrics.render
+        )
+
+        @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI of this service")
+        async def asyncapi() -> dict[str, Any]:
+            return platform.asyncapi(title=title, description=description)
+
+        for router in routers:
+            app.include_router(router)
+        return app

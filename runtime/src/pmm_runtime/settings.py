@@ -1,0 +1,70 @@
+"""Typed settings from ``PMM_*`` environment variables: one class per process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_OIN = "00000001234567890000"
+"""Placeholder OIN for local development; production sets ``PMM_OIN``."""
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service shares; a service subclasses it for its own."""
+
+    model_config = SettingsConfigDict(env_prefix="PMM_", extra="ignore", frozen=True)
+
+    service_name: str = Field(description="name in the CloudEvents source URN and in logs")
+    oin: str = Field(default=DEV_OIN, pattern=r"^\d{20}$",
+                     description="OIN of the operating organisation (CloudEvents source)")
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    mongodb_url: str = "mongodb://127.0.0.1:27017/"
+    mongodb_database: str = Field(default="", description="defaults to pmm_<service_name>")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="JSON logs; default: when no TTY")
+
+    jwt_issuer: str = "urn:pmm:local-issuer"
+    jwt_audience: str = "pmm"
+    jwt_public_key_file: Path = Path(".local/issuer/public.pem")
+    jwt_public_key: str | None = Field(default=None, description="PEM; overrides the file")
+
+    consumer_max_retries: int = Field(default=3, ge=0, le=20)
+    consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
+    outbox_poll_interval_s: float = Field(default=1.0, gt=0)
+    shutdown_grace_s: float = Field(default=20.0, gt=0)
+    group_prefix: str = Field(default="pmm", description="consumer group ids: <prefix>.<service>")
+
+    @field_validator("mongodb_database")
+    @classmethod
+    def _no_slash(cls, value: str) -> str:
+        if "/" in value or " " in value:
+            raise ValueError("a database name has no '/' or spaces")
+        return value
+
+    @property
+    def database_name(self) -> str:
+        return self.mongodb_database or f"pmm_{self.service_name}"
+
+    @property
+    def source(self) -> str:
+        from pmm_contracts import source_urn
+
+        return source_urn(self.oin, self.service_name)
+
+    def group_id(self, purpose: str = "main") -> str:
+        return f"{self.group_prefix}.{self.service_name}.{purpose}"
+
+    def public_key_pem(self) -> str:
+        if self.jwt_public_key:
+            return self.jwt_public_key
+        try:
+            return self.jwt_public_key_file.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise RuntimeError(
+                f"no token verification key: set PMM_JWT_PUBLIC_KEY or create "
+                f"{self.jwt_public_key_file} (`make keys`)"
+            ) from exc

@@ -1,0 +1,190 @@
+"""pytest plugin: the real Kafka broker and store for integration tests.
+
+Loaded by the root ``conftest.py``. The broker and store are ``PMM_KAFKA_BOOTSTRAP`` /
+``PMM_MONGODB_URL`` when set; otherwise the project's own ``deploy/local/infra.sh``
+starts them (idempotent); otherwise, when a Docker engine is present, testcontainers.
+Each test gets unique topic and database names, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
+
+from pmm_runtime.auth import LocalIssuer, generate_key_pair
+from pmm_runtime.settings import ServiceSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap: str
+    mongodb_url: str
+
+
+def _reachable(host_port: str) -> bool:
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _mongo_host_port(url: str) -> str:
+    rest = url.split("://", 1)[-1].split("/", 1)[0].split("@")[-1].split(",")[0]
+    return rest if ":" in rest else rest + ":27017"
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    bootstrap = os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    mongodb_url = os.environ.get("PMM_MONGODB_URL", "mongodb://127.0.0.1:27017/")
+    script = REPO_ROOT / "deploy" / "local" / "infra.sh"
+    if not (_reachable(bootstrap) and _reachable(_mongo_host_port(mongodb_url))):
+        if script.exists():
+            subprocess.run(["bash", str(script), "up"], check=True)  # noqa: S603, S607
+        elif shutil.which("docker"):  # pragma: no cover - machines with Docker only
+            pytest.skip("start Kafka and MongoDB (deploy/compose.yaml) and set PMM_* urls")
+        else:  # pragma: no cover
+            pytest.fail("no Kafka/store: set PMM_KAFKA_BOOTSTRAP and PMM_MONGODB_URL")
+    yield Infra(bootstrap, mongodb_url)
+
+
+@pytest.fixture(scope="session")
+def key_pair() -> tuple[str, str]:
+    return generate_key_pair()
+
+
+@pytest.fixture(scope="session")
+def issuer(key_pair: tuple[str, str]) -> LocalIssuer:
+    defaults = ServiceSettings(service_name="test")
+    return LocalIssuer(key_pair[0], issuer=defaults.jwt_issuer, audience=defaults.jwt_audience)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for this test's topics, groups and databases."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def make_settings(
+    infra: Infra, key_pair: tuple[str, str], unique: str
+) -> Callable[..., Any]:
+    """Build a service's settings class pointed at the real infra, with a fresh database."""
+
+    def build(cls: type[ServiceSettings] = ServiceSettings, **overrides: Any) -> Any:
+        values: dict[str, Any] = {
+            "kafka_bootstrap": infra.kafka_bootstrap,
+            "mongodb_url": infra.mongodb_url,
+            "jwt_public_key": key_pair[1],
+            "group_prefix": f"test-{unique}",
+            "outbox_poll_interval_s": 0.2,
+            "consumer_retry_backoff_s": 0.05,
+            "log_json": True,
+        }
+        values.update(overrides)
+        if "mongodb_database" not in values:
+            name = values.get("service_name") or cls.model_fields["service_name"].default
+            values["mongodb_database"] = f"t_{name}_{unique}"
+        return cls(**values)
+
+    return build
+
+
+async def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    count: int,
+    timeout_s: float = 20.0,
+    settle_s: float = 0.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``count`` records from the start of ``topic`` with a plain aiokafka consumer.
+
+    With ``settle_s`` it keeps reading that long after ``count`` arrived, so a test can
+    show that no extra (duplicate) record follows.
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        settle_until: float | None = None
+        while loop.time() < deadline:
+            if len(records) >= count:
+                if settle_until is None:
+                    settle_until = loop.time() + settle_s
+                if loop.time() >= settle_until:
+                    break
+            batch = await consumer.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout_s: float = 20.0, interval_s: float = 0.1
+) -> Any:
+    """Await ``check()`` (sync or async) until it returns a truthy value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last: Any = None
+    while loop.time() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s}s (last: {last!r})")
+
+
+@pytest.fixture
+async def running_platform() -> AsyncIterator[Callable[..., Any]]:
+    """Start ``Platform`` objects for a test and stop them (gracefully) afterwards."""
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+
+        async def start(platform: Any) -> Any:
+            await stack.enter_async_context(platform.running())
+            return platform
+
+        yield start
