@@ -21,8 +21,9 @@ def test_source_is_an_nl_gov_urn() -> None:
 
 
 def test_round_trip_keeps_type_subject_and_data() -> None:
-    data = CaseTriaged(case_id="c-1", case_number="LMM-2026-0001", accepted=True,
-                       case_due=date(2026, 12, 31))
+    data = CaseTriaged(
+        case_id="c-1", case_number="LMM-2026-0001", accepted=True, case_due=date(2026, 12, 31)
+    )
     event = new_event(data, subject="c-1", source=SOURCE)
     raw = encode_event(event)
     payload = json.loads(raw)
@@ -36,8 +37,13 @@ def test_round_trip_keeps_type_subject_and_data() -> None:
 
 
 def test_money_travels_as_a_decimal_string() -> None:
-    data = ApplicationReceived(application_id="a-1", case_id="c-1", case_number="LMM-2026-0001",
-                               request_id="r-1", estimated_amount=Decimal("1234.50"))
+    data = ApplicationReceived(
+        application_id="a-1",
+        case_id="c-1",
+        case_number="LMM-2026-0001",
+        request_id="r-1",
+        estimated_amount=Decimal("1234.50"),
+    )
     payload = json.loads(encode_event(new_event(data, subject="a-1", source=SOURCE)))
     assert payload["data"]["estimated_amount"] == "1234.50"
     decoded = decode_event(json.dumps(payload), REGISTRY)
@@ -46,8 +52,9 @@ def test_money_travels_as_a_decimal_string() -> None:
 
 def test_derived_event_id_is_kept() -> None:
     event_id = uuid.uuid5(uuid.NAMESPACE_URL, "cause")
-    data = CaseTriaged(case_id="c", case_number="LMM-2026-0002", accepted=False,
-                       decline_reason="duplicate")
+    data = CaseTriaged(
+        case_id="c", case_number="LMM-2026-0002", accepted=False, decline_reason="duplicate"
+    )
     assert new_event(data, subject="c", source=SOURCE, event_id=event_id).id == event_id
 
 
@@ -57,10 +64,20 @@ def test_derived_event_id_is_kept() -> None:
         (b"{not json", "not JSON"),
         (b"[1, 2]", "JSON object"),
         (b'{"type": "nl.maatwerk.unknown"}', "unknown event type"),
-        (json.dumps({"type": "nl.maatwerk.case.triaged", "specversion": "1.0",
-                     "id": str(uuid.uuid4()), "source": SOURCE, "subject": "c",
-                     "time": "2026-01-01T00:00:00Z",
-                     "data": {"case_id": "c"}}).encode(), "case_number"),
+        (
+            json.dumps(
+                {
+                    "type": "nl.maatwerk.case.triaged",
+                    "specversion": "1.0",
+                    "id": str(uuid.uuid4()),
+                    "source": SOURCE,
+                    "subject": "c",
+                    "time": "2026-01-01T00:00:00Z",
+                    "data": {"case_id": "c"},
+                }
+            ).encode(),
+            "case_number",
+        ),
     ],
 )
 def test_decode_errors_say_what_is_wrong(raw: bytes, message: str) -> None:
@@ -71,7 +88,7 @@ def test_decode_errors_say_what_is_wrong(raw: bytes, message: str) -> None:
 def test_time_must_carry_a_timezone() -> None:
     data = CaseTriaged(case_id="c", case_number="LMM-2026-0003", accepted=True)
     with pytest.raises(ValidationError, match="timezone"):
-        new_event(data, subject="c", source=SOURCE, time=datetime(2026, 1, 1))  # noqa: DTZ001
+        new_event(data, subject="c", source=SOURCE, time=datetime(2026, 1, 1))
     assert new_event(data, subject="c", source=SOURCE, time=datetime(2026, 1, 1, tzinfo=UTC))
 
 

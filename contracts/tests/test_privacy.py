@@ -27,8 +27,13 @@ def test_bsn_is_found_in_free_text_in_its_usual_notations(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["IBAN NL91ABNA0417164300", "phone 0612345678", "amount 123456789 euro", "case LMM-2026-0042",
-     "zip 1234 AB, 2 adults, 3 children"],
+    [
+        "IBAN NL91ABNA0417164300",
+        "phone 0612345678",
+        "amount 123456789 euro",
+        "case LMM-2026-0042",
+        "zip 1234 AB, 2 adults, 3 children",
+    ],
 )
 def test_ordinary_numbers_pass(text: str) -> None:
     assert not find_bsn_candidates(text)
@@ -37,9 +42,13 @@ def test_ordinary_numbers_pass(text: str) -> None:
 def test_an_event_with_a_bsn_in_free_text_is_refused_naming_the_field() -> None:
     with pytest.raises(ValidationError) as caught:
         EscalationRequested(
-            case_id="c", case_number="LMM-2026-0001", request_id="r",
-            organisations_involved=("uwv",), justification="see 111222333",
-            question="who pays?", requested_by="p-1",
+            case_id="c",
+            case_number="LMM-2026-0001",
+            request_id="r",
+            organisations_involved=("uwv",),
+            justification="see 111222333",
+            question="who pays?",
+            requested_by="p-1",
         )
     errors = caught.value.errors()
     assert errors[0]["loc"] == ("justification",)

@@ -51,8 +51,7 @@ def test_a_new_required_field_breaks() -> None:
     old, new = _base(), _base()
     _data(new)["properties"]["severity"] = {"type": "integer"}
     _data(new)["required"].append("severity")
-    assert any("severity: field became required" in p
-               for p in schemas.breaking_changes(old, new))
+    assert any("severity: field became required" in p for p in schemas.breaking_changes(old, new))
 
 
 def test_a_new_optional_field_does_not_break() -> None:

@@ -1,8 +1,8 @@
 """``pmm-contracts``: provision the topic catalogue and (re)generate the JSON Schemas.
 
-    pmm-contracts topics [--bootstrap HOST:PORT] [--org CODE ...]
-    pmm-contracts schemas [--check] [--allow-breaking]
-    pmm-contracts catalogue
+pmm-contracts topics [--bootstrap HOST:PORT] [--org CODE ...]
+pmm-contracts schemas [--check] [--allow-breaking]
+pmm-contracts catalogue
 """
 
 from __future__ import annotations
@@ -38,14 +38,10 @@ async def provision(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
         wanted: list[NewTopic] = []
         for spec in specs:
             if spec.name not in existing:
-                wanted.append(
-                    NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config())
-                )
+                wanted.append(NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config()))
             dlq = dead_letter_topic(spec.name)
             if spec.consumers and dlq not in existing:
-                wanted.append(
-                    NewTopic(dlq, 1, 1, topic_configs={"retention.ms": str(-1)})
-                )
+                wanted.append(NewTopic(dlq, 1, 1, topic_configs={"retention.ms": str(-1)}))
         if wanted:
             await admin.create_topics(wanted)
         return [topic.name for topic in wanted]
@@ -82,14 +78,22 @@ def write_schemas(check: bool, allow_breaking: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pmm-contracts", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pmm-contracts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     topics = sub.add_parser("topics", help="create every topic of the catalogue that is missing")
-    topics.add_argument("--bootstrap",
-                        default=os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
-    topics.add_argument("--org", action="append", default=[],
-                        help="also the signal topics of this organisation (repeatable)")
+    topics.add_argument(
+        "--bootstrap", default=os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    )
+    topics.add_argument(
+        "--org",
+        action="append",
+        default=[],
+        help="also the signal topics of this organisation (repeatable)",
+    )
     gen = sub.add_parser("schemas", help="generate contracts/schemas/")
     gen.add_argument("--check", action="store_true", help="fail if the files are out of date")
     gen.add_argument("--allow-breaking", action="store_true")
@@ -98,15 +102,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "topics":
         created = asyncio.run(provision(args.bootstrap, all_specs(args.org)))
-        print(f"topics: {len(created)} created" + (f": {', '.join(created)}" if created else
-                                                   " (all present)"))
+        print(
+            f"topics: {len(created)} created"
+            + (f": {', '.join(created)}" if created else " (all present)")
+        )
         return 0
     if args.command == "schemas":
         return write_schemas(args.check, args.allow_breaking)
     for spec in all_specs(args.org if hasattr(args, "org") else []):
         consumers = ", ".join(spec.consumers) or "-"
-        print(f"{spec.name:45} {spec.partitions:>2}p {spec.cleanup_policy:8} "
-              f"{spec.producer} -> {consumers}")
+        print(
+            f"{spec.name:45} {spec.partitions:>2}p {spec.cleanup_policy:8} "
+            f"{spec.producer} -> {consumers}"
+        )
     return 0
 
 

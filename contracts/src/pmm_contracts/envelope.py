@@ -91,7 +91,8 @@ def new_event(
     time: datetime | None = None,
 ) -> CloudEvent[DataT]:
     """Wrap ``data`` in an envelope. Pass ``event_id`` to derive it (idempotent creation)."""
-    return CloudEvent[type(data)](  # type: ignore[misc]
+    envelope: Any = CloudEvent[type(data)]  # type: ignore[misc]
+    result: CloudEvent[DataT] = envelope(
         id=event_id or uuid.uuid4(),
         source=source,
         type=data.EVENT_TYPE,
@@ -99,6 +100,7 @@ def new_event(
         time=time or datetime.now(UTC),
         data=data,
     )
+    return result
 
 
 def encode_event(event: CloudEvent[Any]) -> bytes:

@@ -126,9 +126,11 @@ def generate_key_pair() -> tuple[str, str]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -153,14 +155,16 @@ def current_identity(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(401, "a bearer token is required",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         return verifier.verify(credentials.credentials)
     except InvalidToken as exc:
-        raise HTTPException(401, str(exc),
-                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+        raise HTTPException(
+            401, str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from exc
 
 
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]
@@ -197,8 +201,11 @@ def token_cli(argv: list[str] | None = None) -> int:
         print(f"key pair: {private_path} {public_path}")
         return 0
     settings = ServiceSettings(service_name="token")
-    issuer = LocalIssuer(private_path.read_text(encoding="utf-8"),
-                         issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    issuer = LocalIssuer(
+        private_path.read_text(encoding="utf-8"),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
     token = issuer.issue(
         subject=args.sub or f"{args.org}-dev",
         organisation=args.org,

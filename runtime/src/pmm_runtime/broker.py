@@ -16,9 +16,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import structlog
+from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
@@ -41,6 +42,11 @@ HEADER_PARTITION = "x-dlq-original-partition"
 HEADER_OFFSET = "x-dlq-original-offset"
 HEADER_GROUP = "x-dlq-consumer-group"
 HEADER_ATTEMPTS = "x-dlq-attempts"
+
+
+def _record(message: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
+    """The aiokafka record behind a (non-batch) FastStream message."""
+    return cast("ConsumerRecord[bytes, bytes]", message.raw_message)
 
 
 class PermanentError(Exception):
@@ -93,7 +99,7 @@ class DeadLetters:
         group_id: str,
         attempts: int,
     ) -> None:
-        record = message.raw_message
+        record = _record(message)
         topic = record.topic
         headers = {
             HEADER_ERROR: str(error)[:2000],
@@ -109,8 +115,9 @@ class DeadLetters:
         if publisher is not None:
             await publisher.publish(value, key=record.key, headers=headers)
         else:  # a pattern subscription met a topic it was not declared for
-            await self._broker.publish(value, dead_letter_topic(topic), key=record.key,
-                                       headers=headers)
+            await self._broker.publish(
+                value, dead_letter_topic(topic), key=record.key, headers=headers
+            )
 
 
 def subscribe_events(
@@ -150,14 +157,14 @@ def subscribe_events(
     async def raw_body(message: KafkaMessage) -> Any:  # decoder: we decode ourselves
         return message.body
 
-    @subscriber(decoder=raw_body)  # type: ignore[arg-type]
     async def consume(body: Any, message: KafkaMessage) -> None:
-        record = message.raw_message
+        record = _record(message)
         topic = record.topic
         key = record.key.decode() if isinstance(record.key, bytes) else record.key
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(topic=topic, partition=record.partition,
-                                               offset=record.offset, subject=key)
+        structlog.contextvars.bind_contextvars(
+            topic=topic, partition=record.partition, offset=record.offset, subject=key
+        )
         if not record.value:
             if on_tombstone is not None and key is not None:
                 await on_tombstone(key)
@@ -180,15 +187,16 @@ def subscribe_events(
             except PermanentError as exc:
                 error: BaseException = exc
                 break
-            except Exception as exc:  # noqa: BLE001 - any handler failure is retried
+            except Exception as exc:
                 error = exc
                 if metrics:
                     metrics.failed.labels(topic=topic).inc()
                 if attempt > retry.max_retries:
                     break
                 delay = retry.backoff_s * (2 ** (attempt - 1))
-                log.warning("handler failed; retrying", attempt=attempt, error=repr(exc),
-                            retry_in_s=delay)
+                log.warning(
+                    "handler failed; retrying", attempt=attempt, error=repr(exc), retry_in_s=delay
+                )
                 await asyncio.sleep(delay)
                 continue
             if metrics:
@@ -199,16 +207,16 @@ def subscribe_events(
         await dead_letters.send(message, error=error, group_id=group_id, attempts=attempt)
         if metrics:
             metrics.dead_lettered.labels(topic=topic).inc()
-    _ = consume
+
+    subscriber(consume, decoder=raw_body)
 
 
-def publish_fn(broker: KafkaBroker, publishers: Mapping[str, DefaultPublisher]) -> Callable[
-    [str, bytes | None, bytes, dict[str, str]], Awaitable[None]
-]:
+def publish_fn(
+    broker: KafkaBroker, publishers: Mapping[str, DefaultPublisher]
+) -> Callable[[str, bytes | None, bytes, dict[str, str]], Awaitable[None]]:
     """The outbox relay's publish: through the declared publisher of the topic if any."""
 
-    async def publish(topic: str, key: bytes | None, value: bytes,
-                      headers: dict[str, str]) -> None:
+    async def publish(topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None:
         publisher = publishers.get(topic)
         if publisher is not None:
             await publisher.publish(value, key=key, headers=headers)

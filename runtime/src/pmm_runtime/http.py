@@ -31,8 +31,14 @@ class ProblemError(Exception):
         self.extra = extra
 
 
-def problem(status: int, detail: str, *, instance: str | None = None,
-            headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
@@ -42,8 +48,9 @@ def problem(status: int, detail: str, *, instance: str | None = None,
     if instance:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON,
-                        headers=dict(headers or {}))
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {})
+    )
 
 
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -65,8 +72,9 @@ def install_problem_handlers(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), instance=request.url.path,
-                       headers=exc.headers)
+        return problem(
+            exc.status_code, str(exc.detail), instance=request.url.path, headers=exc.headers
+        )
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -77,12 +85,13 @@ def install_problem_handlers(
         def make(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
             async def _domain(request: Request, exc: Exception) -> JSONResponse:
                 extra = getattr(exc, "problem_extra", None) or {}
-                return problem(status, str(exc), instance=request.url.path,
-                               error=type(exc).__name__, **extra)
+                return problem(
+                    status, str(exc), instance=request.url.path, error=type(exc).__name__, **extra
+                )
 
             return _domain
 
-        app.add_exception_handler(error_class, make(status))  # type: ignore[arg-type]
+        app.add_exception_handler(error_class, make(status))
 
 
 def install_health_routes(
@@ -92,16 +101,21 @@ def install_health_routes(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Broker and database reachable",
-             responses={503: {"description": "a dependency is not reachable"}})
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Broker and database reachable",
+        responses={503: {"description": "a dependency is not reachable"}},
+    )
     async def readyz() -> Response:
         results = {name: await check() for name, check in checks.items()}
         ready = all(results.values())
-        body = {"status": "ready" if ready else "not ready",
-                "checks": {k: "ok" if v else "failing" for k, v in results.items()}}
+        body = {
+            "status": "ready" if ready else "not ready",
+            "checks": {k: "ok" if v else "failing" for k, v in results.items()},
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
-             response_class=Response)
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
         return Response(render_metrics(), media_type="text/plain; version=0.0.4")

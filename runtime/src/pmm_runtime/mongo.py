@@ -27,6 +27,6 @@ def create_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
 async def ping(database: AsyncDatabase[Document]) -> bool:
     try:
         await database.command("ping")
-    except Exception:  # noqa: BLE001 - readiness: any failure means not ready
+    except Exception:
         return False
     return True

@@ -195,9 +195,9 @@ class OutboxRelay:
         published = 0
         backlog = 0
         for collection in self._collections:
-            cursor = collection.find(
-                {f"{OUTBOX}.0": {"$exists": True}}, {OUTBOX: 1}
-            ).limit(self._batch_size)
+            cursor = collection.find({f"{OUTBOX}.0": {"$exists": True}}, {OUTBOX: 1}).limit(
+                self._batch_size
+            )
             async for document in cursor:
                 entries: list[Document] = document.get(OUTBOX) or []
                 backlog += len(entries)
@@ -206,8 +206,9 @@ class OutboxRelay:
                     for entry in entries:
                         value = json.dumps(entry["value"], separators=(",", ":")).encode()
                         key = entry["key"].encode() if entry.get("key") is not None else None
-                        await self._publish(entry["topic"], key, value,
-                                            {"content-type": CONTENT_TYPE})
+                        await self._publish(
+                            entry["topic"], key, value, {"content-type": CONTENT_TYPE}
+                        )
                         done.append(entry["id"])
                         if self._metrics:
                             self._metrics.published.labels(topic=entry["topic"]).inc()
@@ -230,21 +231,24 @@ class OutboxRelay:
             except (PyMongoError, OSError, RuntimeError) as exc:
                 log.warning("outbox relay pass failed; retrying", error=str(exc))
                 published = 0
-            except Exception as exc:  # noqa: BLE001 - broker errors vary; keep relaying
+            except Exception as exc:
                 log.warning("outbox relay pass failed; retrying", error=repr(exc))
                 published = 0
             if published:
                 continue
             self._wake.clear()
-            waiters = [asyncio.ensure_future(self._wake.wait()),
-                       asyncio.ensure_future(self._stopping.wait())]
-            await asyncio.wait(waiters, timeout=self._poll_interval_s,
-                               return_when=asyncio.FIRST_COMPLETED)
+            waiters = [
+                asyncio.ensure_future(self._wake.wait()),
+                asyncio.ensure_future(self._stopping.wait()),
+            ]
+            await asyncio.wait(
+                waiters, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
             for waiter in waiters:
                 waiter.cancel()
         try:
             await self.run_once()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("final outbox flush failed; events stay queued", error=repr(exc))
 
     def stop(self) -> None:

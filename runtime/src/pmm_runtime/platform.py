@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -43,7 +43,7 @@ from pmm_runtime.settings import ServiceSettings
 log = get_logger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
-BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
+BackgroundTask = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class Platform:
@@ -139,8 +139,10 @@ class Platform:
         await self.start()
         stop = asyncio.Event()
         relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
-        tasks = [asyncio.create_task(task(stop), name=getattr(task, "__name__", "task"))
-                 for task in self._background]
+        tasks = [
+            asyncio.create_task(task(stop), name=getattr(task, "__name__", "task"))
+            for task in self._background
+        ]
         log.info("service started", service=self.settings.service_name)
         try:
             yield
@@ -162,7 +164,7 @@ class Platform:
     async def broker_ready(self) -> bool:
         try:
             return bool(await self.broker.ping(timeout=3.0))
-        except Exception:  # noqa: BLE001 - readiness: any failure means not ready
+        except Exception:
             return False
 
     async def store_ready(self) -> bool:

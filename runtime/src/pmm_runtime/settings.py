@@ -17,8 +17,11 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PMM_", extra="ignore", frozen=True)
 
     service_name: str = Field(description="name in the CloudEvents source URN and in logs")
-    oin: str = Field(default=DEV_OIN, pattern=r"^\d{20}$",
-                     description="OIN of the operating organisation (CloudEvents source)")
+    oin: str = Field(
+        default=DEV_OIN,
+        pattern=r"^\d{20}$",
+        description="OIN of the operating organisation (CloudEvents source)",
+    )
     kafka_bootstrap: str = "127.0.0.1:9092"
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = Field(default="", description="defaults to pmm_<service_name>")

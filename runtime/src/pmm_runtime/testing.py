@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ def _mongo_host_port(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def infra() -> Iterator[Infra]:
+def infra() -> Infra:
     bootstrap = os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     mongodb_url = os.environ.get("PMM_MONGODB_URL", "mongodb://127.0.0.1:27017/")
     script = REPO_ROOT / "deploy" / "local" / "infra.sh"
@@ -62,7 +62,7 @@ def infra() -> Iterator[Infra]:
             pytest.skip("start Kafka and MongoDB (deploy/compose.yaml) and set PMM_* urls")
         else:  # pragma: no cover
             pytest.fail("no Kafka/store: set PMM_KAFKA_BOOTSTRAP and PMM_MONGODB_URL")
-    yield Infra(bootstrap, mongodb_url)
+    return Infra(bootstrap, mongodb_url)
 
 
 @pytest.fixture(scope="session")
@@ -83,9 +83,7 @@ def unique() -> str:
 
 
 @pytest.fixture
-def make_settings(
-    infra: Infra, key_pair: tuple[str, str], unique: str
-) -> Callable[..., Any]:
+def make_settings(infra: Infra, key_pair: tuple[str, str], unique: str) -> Callable[..., Any]:
     """Build a service's settings class pointed at the real infra, with a fresh database."""
 
     def build(cls: type[ServiceSettings] = ServiceSettings, **overrides: Any) -> Any:

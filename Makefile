@@ -1,0 +1,64 @@
+# PMM platform. Two commands on a fresh machine:
+#   make run    install everything, start Kafka, the store and all five services
+#   make test   install everything, start Kafka and the store if needed, run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS ?= never
+
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+export UV
+SEED_ORGS ?= pmm szw bzk jenv ocw vws fin bz uwv svb duo cak cjib belastingdienst toeslagen dji vrc coa gm0363 gm0599 gm0344 gm0518 gm0014
+ORG ?= pmm
+ROLE ?= maatwerk_professional
+SUB ?=
+
+.PHONY: help install infra topics keys run stop test lint schemas token seed
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "installing uv (Python package manager) from PyPI..."
+	python3 -m pip install --user --quiet uv
+
+install: $(UV) ## install the Python workspace (uv, locked dependencies)
+	@"$(UV)" sync --locked --quiet
+
+infra: ## start Kafka and the MongoDB-wire store (deploy/local)
+	@bash deploy/local/infra.sh up
+
+topics: install infra ## provision every topic of the catalogue (idempotent)
+	@"$(UV)" run --no-sync pmm-contracts topics $(addprefix --org ,$(SEED_ORGS))
+
+keys: install ## create the local token issuer's key pair (.local/issuer)
+	@"$(UV)" run --no-sync pmm-token keys >/dev/null
+
+run: install infra topics keys ## bring up the whole platform
+	@echo "starting the services..."
+	@bash deploy/local/services.sh start
+	@echo ""
+	@echo "PMM is up. Kafka 127.0.0.1:9092, store $$(bash deploy/local/store.sh url)"
+	@echo "  register     http://127.0.0.1:8001/docs"
+	@echo "  loket        http://127.0.0.1:8002/docs"
+	@echo "  let          http://127.0.0.1:8003/docs"
+	@echo "  overbrugging http://127.0.0.1:8004/docs"
+	@echo "  signalen     http://127.0.0.1:8005/docs"
+	@echo "A token: make token ORG=uwv ROLE=maatwerk_professional. Stop: make stop"
+
+stop: ## stop the services, Kafka and the store
+	@bash deploy/local/services.sh stop
+	@bash deploy/local/infra.sh down
+
+test: install infra keys ## run every test against the real broker and store
+	@"$(UV)" run --no-sync pytest
+
+lint: install ## ruff and mypy
+	@"$(UV)" run --no-sync ruff check .
+	@"$(UV)" run --no-sync ruff format --check .
+	@"$(UV)" run --no-sync mypy contracts/src runtime/src services/*/src
+
+schemas: install ## regenerate contracts/schemas (refuses breaking changes)
+	@"$(UV)" run --no-sync pmm-contracts schemas
+
+token: keys ## print a development token: make token ORG=uwv ROLE=maatwerk_professional SUB=p-1
+	@"$(UV)" run --no-sync pmm-token --org $(ORG) --role $(ROLE) $(if $(SUB),--sub $(SUB))

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Start, stop or show the five PMM services as local processes (logs and pids in .local/services).
+#   deploy/local/services.sh start|stop|status
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+RUN_DIR="$ROOT/.local/services"
+UV="${UV:-uv}"
+SERVICES=(register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005)
+mkdir -p "$RUN_DIR"
+
+alive() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+
+ready() {
+  python3 - "$1" <<'PY'
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/readyz", timeout=2) as r:
+        sys.exit(0 if r.status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
+}
+
+start() {
+  for entry in "${SERVICES[@]}"; do
+    name=${entry%%:*}; port=${entry##*:}
+    if alive "$name"; then echo "  $name already running (pid $(cat "$RUN_DIR/$name.pid"))"; continue; fi
+    (cd "$ROOT" && PMM_HTTP_PORT="$port" nohup "$UV" run --no-sync "pmm-$name" \
+        >"$RUN_DIR/$name.log" 2>&1 & echo $! >"$RUN_DIR/$name.pid")
+    echo "  $name starting on :$port (log .local/services/$name.log)"
+  done
+  local deadline=$((SECONDS + 120))
+  for entry in "${SERVICES[@]}"; do
+    name=${entry%%:*}; port=${entry##*:}
+    until ready "$port"; do
+      if ! alive "$name"; then echo "$name exited; last log lines:" >&2; tail -n 30 "$RUN_DIR/$name.log" >&2; exit 1; fi
+      if [ $SECONDS -ge $deadline ]; then echo "$name not ready after 120 s" >&2; tail -n 30 "$RUN_DIR/$name.log" >&2; exit 1; fi
+      sleep 1
+    done
+    echo "  $name ready: http://127.0.0.1:$port/docs"
+  done
+}
+
+stop() {
+  for entry in "${SERVICES[@]}"; do
+    name=${entry%%:*}
+    if alive "$name"; then
+      pid=$(cat "$RUN_DIR/$name.pid")
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+      kill -KILL "$pid" 2>/dev/null || true
+      echo "  $name stopped"
+    fi
+    rm -f "$RUN_DIR/$name.pid"
+  done
+}
+
+status() {
+  for entry in "${SERVICES[@]}"; do
+    name=${entry%%:*}; port=${entry##*:}
+    if alive "$name" && ready "$port"; then echo "  $name: ready on :$port"
+    elif alive "$name"; then echo "  $name: running, not ready"
+    else echo "  $name: stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

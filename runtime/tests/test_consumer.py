@@ -1,0 +1,157 @@
+"""The consumer rules of DESIGN.md §5 against the real broker and store."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from pmm_contracts import encode_event, new_event
+from pmm_contracts.envelope import CloudEvent
+from pmm_runtime.broker import PermanentError
+from pmm_runtime.settings import ServiceSettings
+from pmm_runtime.testing import create_topics, eventually, read_topic
+
+from .support import Counted, platform
+
+pytestmark = pytest.mark.integration
+
+SOURCE = "urn:nld:oin:00000001234567890000:systeem:test"
+
+
+async def produce(bootstrap: str, topic: str, *values: bytes, key: bytes = b"k") -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def counted(counter_id: str, amount: int, event_id: uuid.UUID | None = None) -> bytes:
+    event = new_event(
+        Counted(counter_id=counter_id, amount=amount),
+        subject=counter_id,
+        source=SOURCE,
+        event_id=event_id,
+    )
+    return encode_event(event)
+
+
+async def test_an_event_delivered_twice_changes_state_once(
+    make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
+) -> None:
+    settings = make_settings(service_name="counter")
+    topic = f"test.counted.{unique}"
+    await create_topics(settings.kafka_bootstrap, [topic, topic + ".dlq"])
+    app = platform(settings)
+    store = app.store("counters")
+
+    async def handle(event: CloudEvent[Counted]) -> None:
+        if await store.create(event.subject, {"total": 0}) is False:
+            pass
+        current = await store.get(event.subject)
+        assert current is not None
+        await store.update(
+            event.subject,
+            expected_version=current["_version"],
+            set_fields={"total": current["total"] + event.data.amount},
+            caused_by=str(event.id),
+        )
+
+    app.subscribe(topic, handler=handle)
+    await running_platform(app)
+    same_id = uuid.uuid4()
+    await produce(
+        settings.kafka_bootstrap,
+        topic,
+        counted("c1", 5, same_id),
+        counted("c1", 5, same_id),
+        counted("c1", 1),
+    )
+
+    async def total() -> int | None:
+        doc = await store.get("c1")
+        return doc["total"] if doc and len(doc["_applied"]) == 2 else None
+
+    assert await eventually(total) == 6
+
+
+async def test_undecodable_and_invalid_messages_are_dead_lettered_and_the_partition_moves_on(
+    make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
+) -> None:
+    settings = make_settings(service_name="dlq")
+    topic = f"test.dlq.{unique}"
+    await create_topics(settings.kafka_bootstrap, [topic, topic + ".dlq"])
+    app = platform(settings)
+    seen: list[str] = []
+
+    async def handle(event: CloudEvent[Counted]) -> None:
+        seen.append(event.data.counter_id)
+
+    app.subscribe(topic, handler=handle)
+    await running_platform(app)
+    invalid = json.loads(counted("x", 1))
+    invalid["data"]["amount"] = "not a number"
+    await produce(
+        settings.kafka_bootstrap,
+        topic,
+        b"{this is not json",
+        json.dumps(invalid).encode(),
+        counted("good", 1),
+    )
+
+    await eventually(lambda: seen == ["good"])
+    dead = await read_topic(settings.kafka_bootstrap, topic + ".dlq", count=2)
+    assert len(dead) == 2
+    headers = [dict(record.headers) for record in dead]
+    assert headers[0]["x-dlq-original-topic"] == topic.encode()
+    assert headers[0]["x-dlq-original-partition"] == b"0"
+    assert headers[0]["x-dlq-original-offset"] == b"0"
+    assert b"not JSON" in headers[0]["x-dlq-error"]
+    assert headers[1]["x-dlq-original-offset"] == b"1"
+    assert b"data.amount" in headers[1]["x-dlq-error"]
+    assert dead[0].value == b"{this is not json"
+
+
+async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_retries(
+    make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
+) -> None:
+    settings = make_settings(service_name="retry", consumer_max_retries=2)
+    topic = f"test.retry.{unique}"
+    await create_topics(settings.kafka_bootstrap, [topic, topic + ".dlq"])
+    app = platform(settings)
+    attempts: dict[str, int] = {}
+
+    async def handle(event: CloudEvent[Counted]) -> None:
+        attempts[event.data.counter_id] = attempts.get(event.data.counter_id, 0) + 1
+        if event.data.counter_id == "poison":
+            raise RuntimeError("downstream keeps failing")
+        if event.data.counter_id == "rule":
+            raise PermanentError("breaks a business rule")
+
+    app.subscribe(topic, handler=handle)
+    await running_platform(app)
+    await produce(
+        settings.kafka_bootstrap,
+        topic,
+        counted("poison", 1),
+        counted("rule", 1),
+        counted("fine", 1),
+    )
+
+    await eventually(lambda: attempts.get("fine") == 1)
+    assert attempts["poison"] == 3  # the first try and two retries
+    assert attempts["rule"] == 1  # a permanent error is not retried
+    dead = await read_topic(settings.kafka_bootstrap, topic + ".dlq", count=2)
+    headers = [dict(record.headers) for record in dead]
+    assert headers[0]["x-dlq-attempts"] == b"3"
+    assert headers[0]["x-dlq-error-class"] == b"RuntimeError"
+    assert headers[1]["x-dlq-error-class"] == b"PermanentError"
+    text = (await app.broker_ready(), app.metrics.render().decode())
+    assert 'pmm_events_dead_lettered_total{topic="' + topic + '"} 2.0' in text[1]

@@ -1,0 +1,91 @@
+"""The outbox of DESIGN.md §5: no event lost between the store write and the publish."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pmm_contracts import decode_event, new_event
+from pmm_contracts.cli import SCHEMA_DIR
+from pmm_contracts.events import REGISTRY
+from pmm_contracts.events.cases import CaseTriaged
+from pmm_runtime.outbox import Outgoing
+from pmm_runtime.settings import ServiceSettings
+from pmm_runtime.testing import create_topics, eventually, read_topic
+
+from .support import REGISTRY as TEST_REGISTRY
+from .support import platform
+
+pytestmark = pytest.mark.integration
+
+
+async def test_event_written_before_a_sigkill_is_published_once_after_restart(
+    make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
+) -> None:
+    settings = make_settings(service_name="outbox")
+    topic = f"test.outbox.{unique}"
+    await create_topics(settings.kafka_bootstrap, [topic])
+    script = Path(__file__).with_name("crash_after_write.py")
+    crashed = subprocess.run(  # noqa: ASYNC221 - the test waits for the crash on purpose
+        [sys.executable, str(script), settings.mongodb_url, settings.database_name, topic, "c9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    event_id = crashed.stdout.strip()
+
+    app = platform(settings)
+    store = app.store("counters")
+    pending = await store.get("c9")
+    assert pending is not None
+    assert len(pending["_outbox"]) == 1  # written, not yet published
+
+    await running_platform(app)  # the restarted process relays what was left
+    records = await read_topic(settings.kafka_bootstrap, topic, count=1, settle_s=2.0)
+    assert len(records) == 1
+    assert records[0].key == b"c9"
+    assert decode_event(records[0].value, TEST_REGISTRY).id.hex == event_id.replace("-", "")
+
+    async def outbox_cleared() -> bool:
+        document = await store.get("c9")
+        return document is not None and document["_outbox"] == []
+
+    assert await eventually(outbox_cleared)
+
+
+async def test_a_published_event_is_valid_cloudevents_json_for_a_plain_kafka_client(
+    make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
+) -> None:
+    settings = make_settings(service_name="plain")
+    topic = f"test.plain.{unique}"
+    await create_topics(settings.kafka_bootstrap, [topic])
+    app = platform(settings)
+    store = app.store("cases")
+    await running_platform(app)
+    data = CaseTriaged(case_id="case-1", case_number="LMM-2026-0007", accepted=True)
+    event = new_event(data, subject="case-1", source=settings.source)
+    await store.create("case-1", {"status": "accepted"}, [Outgoing(topic, event)])
+    app.relay.notify()
+
+    (record,) = await read_topic(settings.kafka_bootstrap, topic, count=1)
+    headers = dict(record.headers)
+    assert headers["content-type"] == b"application/cloudevents+json"
+    payload = json.loads(record.value)
+    for attribute in ("id", "source", "specversion", "type", "subject", "time", "data"):
+        assert attribute in payload
+    assert payload["specversion"] == "1.0"
+    assert payload["source"] == "urn:nld:oin:00000001234567890000:systeem:plain"
+    assert record.key == b"case-1"
+    schema = json.loads((SCHEMA_DIR / "nl.maatwerk.case.triaged.json").read_text())
+    jsonschema.validate(payload, schema)  # what a non-Python consumer relies on
+    assert decode_event(record.value, REGISTRY).data == data
