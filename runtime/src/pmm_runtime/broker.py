@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
+from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -211,12 +212,52 @@ def subscribe_events(
     subscriber(consume, decoder=raw_body)
 
 
+class TombstonePublisher:
+    """Publishes tombstones (a null value) for compacted topics.
+
+    FastStream encodes ``None`` as an empty byte string, which log compaction does not
+    treat as a tombstone, so tombstones go through a plain idempotent aiokafka producer,
+    started on first use. The relay awaits each send, so order per key is kept.
+    """
+
+    def __init__(self, bootstrap: str, client_id: str) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def publish(self, topic: str, key: bytes) -> None:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                client_id=self._client_id + "-tombstones",
+            )
+            await producer.start()
+            self._producer = producer
+        await self._producer.send_and_wait(topic, None, key=key)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+
 def publish_fn(
-    broker: KafkaBroker, publishers: Mapping[str, DefaultPublisher]
-) -> Callable[[str, bytes | None, bytes, dict[str, str]], Awaitable[None]]:
+    broker: KafkaBroker,
+    publishers: Mapping[str, DefaultPublisher],
+    tombstones: TombstonePublisher,
+) -> Callable[[str, bytes | None, bytes | None, dict[str, str]], Awaitable[None]]:
     """The outbox relay's publish: through the declared publisher of the topic if any."""
 
-    async def publish(topic: str, key: bytes | None, value: bytes, headers: dict[str, str]) -> None:
+    async def publish(
+        topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
+    ) -> None:
+        if value is None:
+            if key is None:
+                raise ValueError("a tombstone needs a key")
+            await tombstones.publish(topic, key)
+            return
         publisher = publishers.get(topic)
         if publisher is not None:
             await publisher.publish(value, key=key, headers=headers)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +52,25 @@ class Outgoing:
             "key": self.event.subject,
             "value": event_to_dict(self.event),
         }
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A null value for ``key`` on a compacted topic: the entry is removed everywhere."""
+
+    topic: str
+    key: str
+
+    def entry(self) -> Document:
+        return {
+            "id": f"tombstone:{self.topic}:{self.key}:{uuid.uuid4()}",
+            "topic": self.topic,
+            "key": self.key,
+            "value": None,
+        }
+
+
+Pending = Outgoing | Tombstone
 
 
 def audit_entry(
@@ -90,7 +110,7 @@ class AggregateStore:
         self,
         aggregate_id: str,
         state: Mapping[str, Any],
-        events: Sequence[Outgoing] = (),
+        events: Sequence[Pending] = (),
         *,
         caused_by: str | None = None,
         audit: Mapping[str, Any] | None = None,
@@ -119,7 +139,7 @@ class AggregateStore:
         *,
         expected_version: int | None,
         set_fields: Mapping[str, Any] | None = None,
-        events: Sequence[Outgoing] = (),
+        events: Sequence[Pending] = (),
         caused_by: str | None = None,
         audit: Mapping[str, Any] | None = None,
         extra_condition: Mapping[str, Any] | None = None,
@@ -159,8 +179,8 @@ class AggregateStore:
         await self.collection.update_one({"_id": aggregate_id}, {"$push": {AUDIT: dict(audit)}})
 
 
-Publish = Callable[[str, bytes | None, bytes, dict[str, str]], Awaitable[None]]
-"""(topic, key, value, headers) -> awaits the broker's acknowledgement."""
+Publish = Callable[[str, bytes | None, bytes | None, dict[str, str]], Awaitable[None]]
+"""(topic, key, value or None for a tombstone, headers) -> awaits the broker's ack."""
 
 
 class OutboxRelay:
@@ -204,7 +224,11 @@ class OutboxRelay:
                 done: list[str] = []
                 try:
                     for entry in entries:
-                        value = json.dumps(entry["value"], separators=(",", ":")).encode()
+                        value = (
+                            None
+                            if entry["value"] is None
+                            else json.dumps(entry["value"], separators=(",", ":")).encode()
+                        )
                         key = entry["key"].encode() if entry.get("key") is not None else None
                         await self._publish(
                             entry["topic"], key, value, {"content-type": CONTENT_TYPE}

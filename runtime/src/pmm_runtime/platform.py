@@ -29,6 +29,7 @@ from pmm_runtime.broker import (
     EventHandler,
     RetryPolicy,
     TombstoneHandler,
+    TombstonePublisher,
     create_broker,
     publish_fn,
     subscribe_events,
@@ -65,8 +66,11 @@ class Platform:
         self.mongo = create_client(settings.mongodb_url, app_name=f"pmm-{settings.service_name}")
         self.db: AsyncDatabase[Document] = self.mongo[settings.database_name]
         self.publishers: dict[str, DefaultPublisher] = {}
+        self.tombstones = TombstonePublisher(
+            settings.kafka_bootstrap, f"pmm-{settings.service_name}"
+        )
         self.relay = OutboxRelay(
-            publish_fn(self.broker, self.publishers),
+            publish_fn(self.broker, self.publishers, self.tombstones),
             [],
             metrics=self.metrics,
             poll_interval_s=settings.outbox_poll_interval_s,
@@ -156,6 +160,8 @@ class Platform:
             await asyncio.wait_for(relay_task, timeout=self.settings.shutdown_grace_s)
             if tasks:
                 await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_s)
+            with contextlib.suppress(Exception):
+                await self.tombstones.close()
             with contextlib.suppress(Exception):
                 await self.broker.stop()
             await self.mongo.close()

@@ -1,0 +1,90 @@
+"""Follow the register's compacted changelogs into a service's own database.
+
+Every service that needs to know organisations or professionals (who is a regievoerder,
+which executives sit in the LET, which organisation gets a signal) keeps this read model
+instead of reading the register's database. It can be rebuilt from offset 0 at any time:
+each message is the full current state, a tombstone removes the entry (and with it the
+professional's contact data), and an older version never overwrites a newer one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from pmm_contracts.envelope import CloudEvent
+from pmm_contracts.events.register import OrganisationState, ProfessionalState
+from pmm_contracts.topics import REGISTER_ORGANISATIONS, REGISTER_PROFESSIONALS
+from pmm_runtime.mongo import Document
+from pmm_runtime.platform import Platform
+
+
+class RegisterReadModel:
+    """Organisations and professionals as last published by the register."""
+
+    def __init__(self, platform: Platform, *, prefix: str = "register_") -> None:
+        self.organisations: AsyncCollection[Document] = platform.db[prefix + "organisations"]
+        self.professionals: AsyncCollection[Document] = platform.db[prefix + "professionals"]
+        platform.on_startup(self._indexes)
+        platform.subscribe(
+            REGISTER_ORGANISATIONS,
+            handler=self._on_event,
+            purpose="register-organisations",
+            on_tombstone=self._remove_organisation,
+            description="Read model of the register's organisations",
+        )
+        platform.subscribe(
+            REGISTER_PROFESSIONALS,
+            handler=self._on_event,
+            purpose="register-professionals",
+            on_tombstone=self._remove_professional,
+            description="Read model of the register's professionals",
+        )
+
+    async def _indexes(self) -> None:
+        await self.professionals.create_index([("organisation", ASCENDING), ("roles", ASCENDING)])
+
+    async def _on_event(self, event: CloudEvent[Any]) -> None:
+        data = event.data
+        if isinstance(data, OrganisationState):
+            await _upsert_newer(self.organisations, data.code, data.model_dump(mode="json"))
+        elif isinstance(data, ProfessionalState):
+            await _upsert_newer(self.professionals, data.id, data.model_dump(mode="json"))
+
+    async def _remove_organisation(self, key: str) -> None:
+        await self.organisations.delete_one({"_id": key})
+
+    async def _remove_professional(self, key: str) -> None:
+        await self.professionals.delete_one({"_id": key})
+
+    # Queries -------------------------------------------------------------------------------
+
+    async def organisation(self, code: str) -> Document | None:
+        return await self.organisations.find_one({"_id": code})
+
+    async def is_member(self, code: str) -> bool:
+        found = await self.organisations.find_one({"_id": code, "is_member": True})
+        return found is not None
+
+    async def professional(self, professional_id: str) -> Document | None:
+        return await self.professionals.find_one({"_id": professional_id})
+
+    async def with_role(self, role: str, organisation: str | None = None) -> list[Document]:
+        query: dict[str, Any] = {"roles": role}
+        if organisation is not None:
+            query["organisation"] = organisation
+        return await self.professionals.find(query).sort("_id", ASCENDING).to_list(None)
+
+
+async def _upsert_newer(collection: AsyncCollection[Document], key: str, state: Document) -> None:
+    """Write ``state`` unless a newer or equal version is stored already (idempotent)."""
+    # DuplicateKeyError: the stored version is newer or the same, so a redelivery
+    # changes nothing.
+    with contextlib.suppress(DuplicateKeyError):
+        await collection.replace_one(
+            {"_id": key, "version": {"$lt": state["version"]}}, state, upsert=True
+        )
