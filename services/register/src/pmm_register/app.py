@@ -2,16 +2,86 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
+from pmm_contracts.events.register import OrganisationState, ProfessionalState
+from pmm_contracts.topics import (
+    REGISTER_ORGANISATIONS,
+    REGISTER_PROFESSIONALS,
+    REGISTER_VERIFICATIONS,
+)
+from pmm_register.adapters.repository import RegisterRepository
+from pmm_register.domain import model
+from pmm_register.entrypoints.http import router
+from pmm_register.service import usecases as uc
 from pmm_register.settings import RegisterSettings
+from pmm_runtime.logging import get_logger
 from pmm_runtime.platform import Platform
 
 TITLE = "Landelijk Maatwerkregister"
-DESCRIPTION = "PMM service `register`."
+DESCRIPTION = (
+    "Who to call where: the maatwerk professionals of every connected municipality, "
+    "executing organisation and ministry, including the urgent line."
+)
+
+ERROR_STATUSES: dict[type[Exception], int] = {
+    model.UnknownOrganisation: 422,
+    model.NotAMember: 422,
+    model.RoleNotAllowed: 422,
+    model.MembershipConflict: 409,
+    model.DuplicateEmail: 409,
+    model.NotFound: 404,
+    model.RegisterError: 422,
+    uc.Conflict: 409,
+    uc.Forbidden: 403,
+}
+
+log = get_logger(__name__)
 
 
 def create_app(settings: RegisterSettings | None = None) -> FastAPI:
     settings = settings or RegisterSettings()
     platform = Platform(settings)
-    return platform.http_app(title=TITLE, description=DESCRIPTION)
+    platform.publisher(
+        REGISTER_ORGANISATIONS,
+        events=[OrganisationState],
+        description="Compacted changelog of organisations (tombstone on removal)",
+    )
+    platform.publisher(
+        REGISTER_PROFESSIONALS,
+        events=[ProfessionalState],
+        description="Compacted changelog of professionals (tombstone on removal)",
+    )
+    platform.publisher(
+        REGISTER_VERIFICATIONS, events=[], description="Requests to verify a stale entry"
+    )
+    repo = RegisterRepository(platform.store("organisations"), platform.store("professionals"))
+    deps = uc.Deps(
+        repo=repo,
+        source=settings.source,
+        notify=platform.relay.notify,
+        stale_after_months=settings.stale_after_months,
+    )
+    platform.on_startup(repo.create_indexes)
+
+    async def stale_scan(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                marked = await uc.request_verifications(deps)
+                if marked:
+                    log.info("stale entries marked", count=marked)
+            except Exception as exc:
+                log.warning("stale scan failed", error=repr(exc))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=settings.stale_scan_interval_s)
+            except TimeoutError:
+                pass
+
+    platform.background(stale_scan)
+    app = platform.http_app(
+        title=TITLE, description=DESCRIPTION, routers=[router()], error_statuses=ERROR_STATUSES
+    )
+    app.state.deps = deps
+    return app
