@@ -130,6 +130,24 @@ class Platform:
         """A long-running task (e.g. a deadline scan) that returns when the event is set."""
         self._background.append(task)
 
+    def periodic(self, name: str, interval_s: float, job: Callable[[], Awaitable[object]]) -> None:
+        """Run ``job`` now and then every ``interval_s`` until shutdown; a failure is logged
+        and retried at the next round (e.g. deadline scans, reminders, retention purges)."""
+
+        async def loop(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                try:
+                    result = await job()
+                    if result:
+                        log.info("periodic job did work", job=name, result=result)
+                except Exception as exc:
+                    log.warning("periodic job failed", job=name, error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+        loop.__name__ = name
+        self._background.append(loop)
+
     # Running ---------------------------------------------------------------------------------
 
     async def start(self) -> None:

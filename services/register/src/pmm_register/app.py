@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import FastAPI
 
 from pmm_contracts.events.register import OrganisationState, ProfessionalState
@@ -17,7 +15,6 @@ from pmm_register.domain import model
 from pmm_register.entrypoints.http import router
 from pmm_register.service import usecases as uc
 from pmm_register.settings import RegisterSettings
-from pmm_runtime.logging import get_logger
 from pmm_runtime.platform import Platform
 
 TITLE = "Landelijk Maatwerkregister"
@@ -37,8 +34,6 @@ ERROR_STATUSES: dict[type[Exception], int] = {
     uc.Conflict: 409,
     uc.Forbidden: 403,
 }
-
-log = get_logger(__name__)
 
 
 def create_app(settings: RegisterSettings | None = None) -> FastAPI:
@@ -66,20 +61,9 @@ def create_app(settings: RegisterSettings | None = None) -> FastAPI:
     )
     platform.on_startup(repo.create_indexes)
 
-    async def stale_scan(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                marked = await uc.request_verifications(deps)
-                if marked:
-                    log.info("stale entries marked", count=marked)
-            except Exception as exc:
-                log.warning("stale scan failed", error=repr(exc))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.stale_scan_interval_s)
-            except TimeoutError:
-                pass
-
-    platform.background(stale_scan)
+    platform.periodic(
+        "stale-scan", settings.stale_scan_interval_s, lambda: uc.request_verifications(deps)
+    )
     app = platform.http_app(
         title=TITLE, description=DESCRIPTION, routers=[router()], error_statuses=ERROR_STATUSES
     )
