@@ -36,6 +36,7 @@ keys: install ## create the local token issuer's key pair (.local/issuer)
 run: install infra topics keys ## bring up the whole platform
 	@echo "starting the services..."
 	@bash deploy/local/services.sh start
+	@"$(UV)" run --no-sync pmm-register seed
 	@echo ""
 	@echo "PMM is up. Kafka 127.0.0.1:9092, store $$(bash deploy/local/store.sh url)"
 	@echo "  register     http://127.0.0.1:8001/docs"
@@ -56,6 +57,9 @@ lint: install ## ruff and mypy
 	@"$(UV)" run --no-sync ruff check .
 	@"$(UV)" run --no-sync ruff format --check .
 	@"$(UV)" run --no-sync mypy contracts/src runtime/src services/*/src
+
+seed: install infra ## load services/register/seed/organisations.json (idempotent)
+	@"$(UV)" run --no-sync pmm-register seed
 
 schemas: install ## regenerate contracts/schemas (refuses breaking changes)
 	@"$(UV)" run --no-sync pmm-contracts schemas

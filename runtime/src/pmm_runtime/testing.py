@@ -62,6 +62,9 @@ def infra() -> Infra:
             pytest.skip("start Kafka and MongoDB (deploy/compose.yaml) and set PMM_* urls")
         else:  # pragma: no cover
             pytest.fail("no Kafka/store: set PMM_KAFKA_BOOTSTRAP and PMM_MONGODB_URL")
+    from pmm_contracts.cli import all_specs, provision
+
+    asyncio.run(provision(bootstrap, all_specs([])))  # the catalogue, with compaction
     return Infra(bootstrap, mongodb_url)
 
 
@@ -172,6 +175,35 @@ async def eventually(
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s (last: {last!r})")
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[..., Any]]:
+    """Run a service's FastAPI app (its platform started) and give an HTTP client for it."""
+    from contextlib import AsyncExitStack
+
+    import httpx
+
+    async with AsyncExitStack() as stack:
+
+        async def start(app: Any) -> httpx.AsyncClient:
+            await stack.enter_async_context(app.state.platform.running())
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://test"
+            )
+            return await stack.enter_async_context(client)
+
+        yield start
+
+
+def bearer(
+    issuer: LocalIssuer, organisation: str, *roles: str, subject: str | None = None
+) -> dict[str, str]:
+    """Authorization header of a token for ``organisation`` with ``roles``."""
+    token = issuer.issue(
+        subject=subject or f"{organisation}-tester", organisation=organisation, roles=list(roles)
+    )
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
