@@ -221,7 +221,7 @@ class OutboxRelay:
             async for document in cursor:
                 entries: list[Document] = document.get(OUTBOX) or []
                 backlog += len(entries)
-                done: list[str] = []
+                done: list[Document] = []
                 try:
                     for entry in entries:
                         value = (
@@ -233,14 +233,15 @@ class OutboxRelay:
                         await self._publish(
                             entry["topic"], key, value, {"content-type": CONTENT_TYPE}
                         )
-                        done.append(entry["id"])
+                        done.append(entry)
                         if self._metrics:
                             self._metrics.published.labels(topic=entry["topic"]).inc()
                 finally:
                     if done:
+                        # Remove exactly the entries published, as read (FerretDB 1.x
+                        # matches whole entries in $pullAll, not conditions in $pull).
                         await collection.update_one(
-                            {"_id": document["_id"]},
-                            {"$pull": {OUTBOX: {"id": {"$in": done}}}},
+                            {"_id": document["_id"]}, {"$pullAll": {OUTBOX: done}}
                         )
                         published += len(done)
         if self._metrics:
