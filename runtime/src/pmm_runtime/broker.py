@@ -60,6 +60,7 @@ def create_broker(settings: ServiceSettings, *, client_id: str | None = None) ->
         client_id=client_id or f"pmm-{settings.service_name}",
         acks="all",
         enable_idempotence=True,
+        metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
         graceful_timeout=settings.shutdown_grace_s,
         description=f"PMM {settings.service_name}",
         log_level=30,  # FastStream's per-message INFO lines would repeat ours

@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     jwt_public_key_file: Path = Path(".local/issuer/public.pem")
     jwt_public_key: str | None = Field(default=None, description="PEM; overrides the file")
 
+    kafka_metadata_max_age_ms: int = Field(
+        default=30_000, ge=1_000, description="how soon a pattern subscription sees new topics"
+    )
     consumer_max_retries: int = Field(default=3, ge=0, le=20)
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)

@@ -97,6 +97,7 @@ def make_settings(infra: Infra, key_pair: tuple[str, str], unique: str) -> Calla
             "group_prefix": f"test-{unique}",
             "outbox_poll_interval_s": 0.2,
             "consumer_retry_backoff_s": 0.05,
+            "kafka_metadata_max_age_ms": 2_000,
             "log_json": True,
         }
         values.update(overrides)
