@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 
 class LabelledEnum(StrEnum):
@@ -10,11 +11,18 @@ class LabelledEnum(StrEnum):
 
     label: str
 
-    def __new__(cls, value: str, label: str) -> LabelledEnum:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.label = label
-        return member
+    if TYPE_CHECKING:  # members are declared as (value, label); the value is the string
+
+        @property
+        def value(self) -> str: ...
+
+    else:
+
+        def __new__(cls, value: str, label: str) -> LabelledEnum:
+            member = str.__new__(cls, value)
+            member._value_ = value
+            member.label = label
+            return member
 
     @classmethod
     def labels(cls) -> dict[str, str]:
