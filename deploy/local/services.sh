@@ -4,7 +4,6 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="$ROOT/.local/services"
-UV="${UV:-uv}"
 SERVICES=(register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005)
 mkdir -p "$RUN_DIR"
 
@@ -25,14 +24,16 @@ start() {
   for entry in "${SERVICES[@]}"; do
     name=${entry%%:*}; port=${entry##*:}
     if alive "$name"; then echo "  $name already running (pid $(cat "$RUN_DIR/$name.pid"))"; continue; fi
-    (cd "$ROOT" && PMM_HTTP_PORT="$port" nohup "$UV" run --no-sync "pmm-$name" \
-        >"$RUN_DIR/$name.log" 2>&1 & echo $! >"$RUN_DIR/$name.pid")
+    # The venv's entry point itself (not `uv run`), so SIGTERM reaches uvicorn directly.
+    (cd "$ROOT" && PMM_HTTP_PORT="$port" exec setsid "$ROOT/.venv/bin/pmm-$name" \
+        >"$RUN_DIR/$name.log" 2>&1 </dev/null) &
+    echo $! >"$RUN_DIR/$name.pid"
     echo "  $name starting on :$port (log .local/services/$name.log)"
   done
   local deadline=$((SECONDS + 120))
   for entry in "${SERVICES[@]}"; do
     name=${entry%%:*}; port=${entry##*:}
-    until ready "$port"; do
+    until alive "$name" && ready "$port"; do
       if ! alive "$name"; then echo "$name exited; last log lines:" >&2; tail -n 30 "$RUN_DIR/$name.log" >&2; exit 1; fi
       if [ $SECONDS -ge $deadline ]; then echo "$name not ready after 120 s" >&2; tail -n 30 "$RUN_DIR/$name.log" >&2; exit 1; fi
       sleep 1
