@@ -8,6 +8,8 @@ export UV_PYTHON_DOWNLOADS ?= never
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 export UV
 SEED_ORGS ?= pmm szw bzk jenv ocw vws fin bz uwv svb duo cak cjib belastingdienst toeslagen dji vrc coa gm0363 gm0599 gm0344 gm0518 gm0014
+# The store's URL as deploy/local/store.sh gives it (PMM_MONGODB_URL wins when set).
+STORE_URL = $${PMM_MONGODB_URL:-$$(bash deploy/local/store.sh url)}
 ORG ?= pmm
 ROLE ?= maatwerk_professional
 SUB ?=
@@ -36,9 +38,9 @@ keys: install ## create the local token issuer's key pair (.local/issuer)
 run: install infra topics keys ## bring up the whole platform
 	@echo "starting the services..."
 	@bash deploy/local/services.sh start
-	@"$(UV)" run --no-sync pmm-register seed
+	@PMM_MONGODB_URL="$(STORE_URL)" "$(UV)" run --no-sync pmm-register seed
 	@echo ""
-	@echo "PMM is up. Kafka 127.0.0.1:9092, store $$(bash deploy/local/store.sh url)"
+	@echo "PMM is up. Kafka 127.0.0.1:9092, store $(STORE_URL)"
 	@echo "  register     http://127.0.0.1:8001/docs"
 	@echo "  loket        http://127.0.0.1:8002/docs"
 	@echo "  let          http://127.0.0.1:8003/docs"
@@ -59,7 +61,7 @@ lint: install ## ruff and mypy
 	@"$(UV)" run --no-sync mypy contracts/src runtime/src services/*/src
 
 seed: install infra ## load services/register/seed/organisations.json (idempotent)
-	@"$(UV)" run --no-sync pmm-register seed
+	@PMM_MONGODB_URL="$(STORE_URL)" "$(UV)" run --no-sync pmm-register seed
 
 schemas: install ## regenerate contracts/schemas (refuses breaking changes)
 	@"$(UV)" run --no-sync pmm-contracts schemas

@@ -21,6 +21,7 @@ PY
 }
 
 start() {
+  export PMM_MONGODB_URL="${PMM_MONGODB_URL:-$(bash "$ROOT/deploy/local/store.sh" url)}"
   for entry in "${SERVICES[@]}"; do
     name=${entry%%:*}; port=${entry##*:}
     if alive "$name"; then echo "  $name already running (pid $(cat "$RUN_DIR/$name.pid"))"; continue; fi

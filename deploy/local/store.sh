@@ -93,7 +93,16 @@ status() {
   echo "store: stopped"; return 1
 }
 
-url() { echo "${PMM_MONGODB_URL:-mongodb://127.0.0.1:$PORT/}"; }
+# FerretDB 1.x applies an update as read-modify-write without a lock, so two concurrent
+# updates of one document can lose one (docs/decisions/0005). One connection per client
+# serialises a process's operations; a real MongoDB needs no such limit.
+url() {
+  case "$(kind)" in
+    external) echo "$PMM_MONGODB_URL" ;;
+    mongod) echo "mongodb://127.0.0.1:$PORT/" ;;
+    ferretdb) echo "mongodb://127.0.0.1:$PORT/?maxPoolSize=1" ;;
+  esac
+}
 
 case "${1:-}" in
   start) start ;;

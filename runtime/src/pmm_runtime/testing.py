@@ -53,15 +53,23 @@ def _mongo_host_port(url: str) -> str:
 @pytest.fixture(scope="session")
 def infra() -> Infra:
     bootstrap = os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    mongodb_url = os.environ.get("PMM_MONGODB_URL", "mongodb://127.0.0.1:27017/")
-    script = REPO_ROOT / "deploy" / "local" / "infra.sh"
-    if not (_reachable(bootstrap) and _reachable(_mongo_host_port(mongodb_url))):
-        if script.exists():
-            subprocess.run(["bash", str(script), "up"], check=True)  # noqa: S603, S607
+    mongodb_url = os.environ.get("PMM_MONGODB_URL")
+    script = REPO_ROOT / "deploy" / "local"
+    if mongodb_url is None or not _reachable(bootstrap):
+        if (script / "infra.sh").exists():
+            subprocess.run(["bash", str(script / "infra.sh"), "up"], check=True)  # noqa: S603, S607
+            if mongodb_url is None:
+                mongodb_url = subprocess.run(  # noqa: S603
+                    ["bash", str(script / "store.sh"), "url"],  # noqa: S607
+                    check=True, capture_output=True, text=True,
+                ).stdout.strip()
         elif shutil.which("docker"):  # pragma: no cover - machines with Docker only
             pytest.skip("start Kafka and MongoDB (deploy/compose.yaml) and set PMM_* urls")
         else:  # pragma: no cover
             pytest.fail("no Kafka/store: set PMM_KAFKA_BOOTSTRAP and PMM_MONGODB_URL")
+    assert mongodb_url is not None
+    if not _reachable(_mongo_host_port(mongodb_url)):
+        pytest.fail(f"store not reachable at {mongodb_url}")
     from pmm_contracts.cli import all_specs, provision
 
     asyncio.run(provision(bootstrap, all_specs([])))  # the catalogue, with compaction
