@@ -203,3 +203,42 @@ async def test_changelog_is_full_state_and_removal_is_a_tombstone(
     assert tombstone.value is None
     (org_state,) = (await records_for(REGISTER_ORGANISATIONS, org, 1))[-1:]
     assert json.loads(org_state.value)["data"]["is_member"] is True
+
+
+async def test_stale_entries_get_a_verification_request_and_verifying_clears_it(
+    api: tuple[httpx.AsyncClient, dict[str, str], str], issuer: LocalIssuer, infra: Any
+) -> None:
+    import dataclasses
+    from datetime import date, timedelta
+
+    from pmm_register.service import usecases as uc
+
+    client, admin, org = api
+    pid = f"{org}-old"
+    await client.post(
+        "/professionals", headers=admin, json=professional(org, f"old@{org}.nl", id=pid)
+    )
+    deps: uc.Deps = client._transport.app.state.deps  # type: ignore[attr-defined]
+    next_year = date.today() + timedelta(days=370)
+    later = dataclasses.replace(deps, today=lambda: next_year)
+    assert await uc.request_verifications(later) >= 1
+    assert await uc.request_verifications(later) == 0  # asked once, not at every scan
+    me = bearer(issuer, org, "maatwerk_professional", subject=pid)
+    entry = (await client.get(f"/professionals/{pid}", headers=me)).json()
+    assert entry["stale"] is True
+
+    records = [
+        r
+        for r in await read_topic(
+            infra.kafka_bootstrap, "pmm.register.verification-requests", count=10**6, timeout_s=3
+        )
+        if r.key == pid.encode()
+    ]
+    assert len(records) == 1
+    request = json.loads(records[0].value)
+    assert request["type"] == "nl.maatwerk.register.professional.verification_requested"
+    assert request["data"]["organisation"] == org
+
+    verified = await client.post(f"/professionals/{pid}/verify", headers=me)
+    assert verified.status_code == 200
+    assert verified.json()["stale"] is False

@@ -128,10 +128,9 @@ class RegisterRepository:
     # Professionals ----------------------------------------------------------------------------
 
     async def professional(self, professional_id: str) -> Professional | None:
-        doc = await self.professionals.collection.find_one(
-            {"_id": professional_id, "removed": False}
-        )
-        return professional_from(doc) if doc else None
+        # By _id alone: FerretDB pushes only a bare _id filter down to its SQLite index.
+        doc = await self.professionals.get(professional_id)
+        return professional_from(doc) if doc and not doc.get("removed") else None
 
     async def add_professional(
         self, professional: Professional, events: Sequence[Pending], audit: Document

@@ -1,0 +1,163 @@
+"""Benchmark (not a test): search latency over N professionals on the local stack.
+
+    uv run python services/register/bench/search_bench.py [--professionals 50000] [--queries 300]
+
+Loads N generated professionals into a throwaway database (directly through the
+repository's document mapping, in bulk), then times the search use case for a mix of
+queries (organisation + role, life domain, tag, free text, contact lookup) and prints
+p50/p95/p99 in milliseconds, plus the same for a baseline primary-key lookup in the same
+run, so the figure can be read against what the store itself costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
+
+from pmm_contracts.vocabulary import LifeDomain, Role
+from pmm_register.adapters.repository import RegisterRepository, professional_fields
+from pmm_register.domain.model import Professional
+from pmm_register.service import commands as c
+from pmm_register.service import usecases as uc
+from pmm_runtime.mongo import create_client
+from pmm_runtime.outbox import AggregateStore
+
+ROOT = Path(__file__).resolve().parents[3]
+ORGS = [f"gm{n:04d}" for n in range(1, 301)] + ["uwv", "svb", "duo", "cak", "cjib"]
+WORDS = [
+    "klantmanager",
+    "consulent",
+    "schuldhulp",
+    "wijkteam",
+    "jeugd",
+    "wmo",
+    "inkomen",
+    "participatie",
+    "handhaving",
+    "toeslagen",
+    "bijzondere",
+    "bijstand",
+    "zorg",
+]
+NAMES = ["de Vries", "Jansen", "Bakker", "Visser", "Smit", "Meijer", "de Boer", "Mulder"]
+
+
+def store_url() -> str:
+    return (
+        os.environ.get("PMM_MONGODB_URL")
+        or subprocess.run(  # noqa: S603
+            ["bash", str(ROOT / "deploy/local/store.sh"), "url"],  # noqa: S607
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+
+
+def generate(i: int, rng: random.Random) -> Professional:
+    return Professional(
+        id=f"b-{i}",
+        organisation=rng.choice(ORGS),
+        name=f"{rng.choice('ABCDEFGHJKLMNPRSTW')}. {rng.choice(NAMES)} {i}",
+        email=f"p{i}@bench.example.nl",
+        roles=(Role.MAATWERK_PROFESSIONAL,) if rng.random() < 0.9 else (Role.EXECUTIVE,),
+        last_verified_on=date(2026, 1, 1),
+        function=" ".join(rng.sample(WORDS, 2)),
+        life_domains=tuple(rng.sample(list(LifeDomain), 3)),
+        tags=tuple(rng.sample(["Participatiewet", "Wmo 2015", "Jeugdwet", "WW", "Zvw"], 2)),
+        phone="+31 20 555 0000",
+        urgent_phone="+31 6 0000 0000" if rng.random() < 0.3 else None,
+    )
+
+
+async def timed(fn: Callable[[], Awaitable[object]], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def summary(name: str, samples: list[float]) -> str:
+    q = statistics.quantiles(samples, n=100)
+    return f"{name:28} p50 {q[49]:7.2f} ms   p95 {q[94]:7.2f} ms   p99 {q[98]:7.2f} ms"
+
+
+async def main(professionals: int, queries: int) -> None:
+    rng = random.Random(42)
+    url = store_url()
+    client = create_client(url, app_name="register-bench")
+    db = client[f"bench_register_{uuid.uuid4().hex[:8]}"]
+    repo = RegisterRepository(
+        AggregateStore(db["organisations"]), AggregateStore(db["professionals"])
+    )
+    deps = uc.Deps(repo=repo, source="urn:nld:oin:00000001234567890000:systeem:register")
+    try:
+        await repo.create_indexes()
+        started = time.perf_counter()
+        batch = []
+        for i in range(professionals):
+            p = generate(i, rng)
+            batch.append(
+                {
+                    "_id": p.id,
+                    **professional_fields(p),
+                    "_version": 1,
+                    "_outbox": [],
+                    "_applied": [],
+                    "_audit": [],
+                }
+            )
+            if len(batch) == 1000:
+                await repo.professionals.collection.insert_many(batch)
+                batch = []
+        if batch:
+            await repo.professionals.collection.insert_many(batch)
+        print(f"store: {url}")
+        print(f"loaded {professionals} professionals in {time.perf_counter() - started:.1f} s")
+
+        def random_query() -> c.SearchQuery:
+            kind = rng.randrange(4)
+            if kind == 0:
+                return c.SearchQuery(organisation=rng.choice(ORGS), role=Role.MAATWERK_PROFESSIONAL)
+            if kind == 1:
+                return c.SearchQuery(
+                    life_domain=rng.choice(list(LifeDomain)), organisation=rng.choice(ORGS)
+                )
+            if kind == 2:
+                return c.SearchQuery(tag=rng.choice(["Wmo 2015", "Jeugdwet"]))
+            return c.SearchQuery(q=rng.choice(NAMES))
+
+        baseline = await timed(
+            lambda: repo.professional(f"b-{rng.randrange(professionals)}"), queries
+        )
+        searches = await timed(lambda: uc.search(deps, random_query()), queries)
+        print(summary("baseline (get by id)", baseline))
+        print(summary("search (mixed filters)", searches))
+        q95 = statistics.quantiles(searches, n=100)[94]
+        b95 = statistics.quantiles(baseline, n=100)[94]
+        print(
+            f"search p95 / baseline p95 = {q95 / b95:.1f}x; target p95 <= 20 ms: "
+            f"{'met' if q95 <= 20 else 'NOT met'}"
+        )
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--professionals", type=int, default=50_000)
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(main(args.professionals, args.queries))
