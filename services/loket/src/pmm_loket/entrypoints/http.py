@@ -1,0 +1,143 @@
+"""The Loket's HTTP API: translate requests into use-case calls and cases into JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, status
+
+from pmm_loket.domain.model import ALLOWED_TRANSITIONS, Case, Punctuality, Status
+from pmm_loket.service import commands as c
+from pmm_loket.service import usecases as uc
+from pmm_runtime.auth import CurrentIdentity
+
+
+def deps(request: Request) -> uc.Deps:
+    result: uc.Deps = request.app.state.deps
+    return result
+
+
+Deps = Annotated[uc.Deps, Depends(deps)]
+
+
+def summary(case: Case, d: uc.Deps) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "number": case.number,
+        "status": case.status.value,
+        "submitting_organisation": case.submitting_organisation,
+        "case_director_id": case.case_director_id,
+        "urgency": case.urgency.value,
+        "submitted_at": case.submitted_at.isoformat(),
+        "intake_due": case.intake_due.isoformat(),
+        "case_due": case.case_due.isoformat() if case.case_due else None,
+        "timeliness": uc.case_timeliness(case, d.today()).value,
+        "allowed_next": sorted(s.value for s in ALLOWED_TRANSITIONS[case.status]),
+    }
+
+
+def detail(case: Case, d: uc.Deps) -> dict[str, Any]:
+    from pmm_loket.adapters.repository import case_fields
+
+    return {**case_fields(case), **summary(case, d), "version": case.version}
+
+
+def router() -> APIRouter:
+    api = APIRouter(tags=["cases"])
+
+    @api.post(
+        "/cases",
+        status_code=status.HTTP_201_CREATED,
+        summary="Submit a stuck case (maatwerk professional of a joined organisation)",
+    )
+    async def submit(body: c.SubmitCase, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
+        return detail(await uc.submit(d, who, body), d)
+
+    @api.get("/cases", summary="Cases you may see; filters: status, regievoerder, timeliness")
+    async def list_cases(
+        d: Deps,
+        who: CurrentIdentity,
+        status: Status | None = None,
+        case_director_id: str | None = None,
+        timeliness: Punctuality | None = None,
+    ) -> list[dict[str, Any]]:
+        found = await uc.list_cases(
+            d, who, status=status, case_director_id=case_director_id, timeliness=timeliness
+        )
+        return [summary(case, d) for case in found]
+
+    @api.get("/cases/{case_id}", summary="The case file (the read is audited)")
+    async def get_case(case_id: str, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
+        return detail(await uc.get_case(d, who, case_id), d)
+
+    @api.get("/cases/{case_id}/audit", summary="Audit trail: actor, time, action, reason")
+    async def audit(case_id: str, d: Deps, who: CurrentIdentity) -> list[dict[str, Any]]:
+        uc.require_staff(who)
+        await uc.get_case(d, who, case_id)
+        return await d.repo.audit_trail(case_id)
+
+    @api.post("/cases/{case_id}/triage")
+    async def triage(case_id: str, body: c.Triage, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
+        return detail(await uc.triage(d, who, case_id, body), d)
+
+    @api.post("/cases/{case_id}/assign", summary="Assign or reassign to a regievoerder")
+    async def assign(case_id: str, body: c.Assign, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
+        return detail(await uc.assign(d, who, case_id, body), d)
+
+    @api.post("/cases/{case_id}/consultations")
+    async def consult(
+        case_id: str, body: c.RequestConsultation, d: Deps, who: CurrentIdentity
+    ) -> dict[str, Any]:
+        return detail(await uc.request_consultation(d, who, case_id, body), d)
+
+    @api.post("/cases/{case_id}/consultations/{consultation_id}/answer")
+    async def answer(
+        case_id: str,
+        consultation_id: str,
+        body: c.AnswerConsultation,
+        d: Deps,
+        who: CurrentIdentity,
+    ) -> dict[str, Any]:
+        return detail(await uc.answer_consultation(d, who, case_id, consultation_id, body), d)
+
+    @api.post("/cases/{case_id}/notes")
+    async def note(case_id: str, body: c.Note, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
+        return detail(await uc.add_note(d, who, case_id, body), d)
+
+    @api.post("/cases/{case_id}/suspend")
+    async def suspend(
+        case_id: str, body: c.Suspend, d: Deps, who: CurrentIdentity
+    ) -> dict[str, Any]:
+        return detail(await uc.suspend(d, who, case_id, body), d)
+
+    @api.post("/cases/{case_id}/resume")
+    async def resume(case_id: str, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
+        return detail(await uc.resume(d, who, case_id), d)
+
+    @api.post("/cases/{case_id}/reopen")
+    async def reopen(case_id: str, body: c.Reason, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
+        return detail(await uc.reopen(d, who, case_id, body), d)
+
+    @api.post("/cases/{case_id}/escalate", summary="Ask the LET (only while in progress)")
+    async def escalate(
+        case_id: str, body: c.Escalate, d: Deps, who: CurrentIdentity
+    ) -> dict[str, Any]:
+        return detail(await uc.escalate(d, who, case_id, body), d)
+
+    @api.post("/cases/{case_id}/bridging", summary="Ask the overbruggingsprocedure")
+    async def bridging(
+        case_id: str, body: c.RequestBridging, d: Deps, who: CurrentIdentity
+    ) -> dict[str, Any]:
+        return detail(await uc.request_bridging(d, who, case_id, body), d)
+
+    @api.post("/cases/{case_id}/close")
+    async def close(case_id: str, body: c.Close, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
+        return detail(await uc.close(d, who, case_id, body), d)
+
+    @api.post("/cases/{case_id}/evaluation", summary="Learning points after closing")
+    async def evaluate(
+        case_id: str, body: c.Evaluate, d: Deps, who: CurrentIdentity
+    ) -> dict[str, Any]:
+        return detail(await uc.evaluate(d, who, case_id, body), d)
+
+    return api

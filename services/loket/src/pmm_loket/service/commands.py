@@ -1,0 +1,111 @@
+"""Commands of the Loket: syntax is checked here, meaning in the use cases."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from pmm_contracts.events.cases import (
+    Bottleneck,
+    CaseOutcome,
+    LearningPoint,
+    LegalFramework,
+    Money,
+    Urgency,
+)
+from pmm_contracts.events.register import OrgCode
+from pmm_contracts.privacy import FreeText, ShortText
+from pmm_contracts.vocabulary import LifeDomain, SubmitterKind
+from pmm_loket.domain.model import DeclineReason
+
+HouseholdRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{6,64}$")]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Household(Command):
+    """Pseudonymous reference and composition only: no BSN, name, address or birth date."""
+
+    reference: HouseholdRef = Field(description="pseudonymous household reference")
+    adults: int = Field(ge=0, le=20)
+    children: int = Field(ge=0, le=30)
+
+
+class SubmitCase(Command):
+    submitter_kind: SubmitterKind
+    household: Household
+    life_domains: Annotated[tuple[LifeDomain, ...], Field(min_length=1)]
+    bottlenecks: Annotated[tuple[Bottleneck, ...], Field(min_length=1)]
+    organisations_involved: Annotated[tuple[OrgCode, ...], Field(min_length=1)]
+    tried_locally: FreeText = Field(
+        min_length=10, description="what has been tried locally and regionally"
+    )
+    question: FreeText = Field(min_length=5)
+    urgency: Urgency
+    legal_basis: Literal["consent", "statutory"] = Field(
+        description="legal basis for sharing: consent of the household or a statutory basis"
+    )
+    legal_basis_reference: ShortText | None = None
+
+
+class Triage(Command):
+    accepted: bool
+    decline_reason: DeclineReason | None = None
+
+
+class Assign(Command):
+    case_director_id: str
+
+
+class RequestConsultation(Command):
+    organisation: OrgCode
+    professional_id: str | None = None
+    question: FreeText = Field(min_length=5)
+    due: date | None = None
+
+
+class AnswerConsultation(Command):
+    answer: FreeText = Field(min_length=1)
+
+
+class Note(Command):
+    text: FreeText = Field(min_length=1)
+
+
+class Suspend(Command):
+    reason: ShortText
+    expected_resume: date
+
+
+class Reason(Command):
+    reason: ShortText
+
+
+class Escalate(Command):
+    justification: FreeText = Field(min_length=10, description="what was tried")
+    question: FreeText = Field(min_length=5, description="the question to the executives")
+    organisations: Annotated[tuple[OrgCode, ...], Field(min_length=1)] | None = None
+
+
+class RequestBridging(Command):
+    provision: ShortText
+    provider: ShortText
+    estimated_amount: Money = Field(gt=Decimal(0))
+    candidate_payers: Annotated[tuple[OrgCode, ...], Field(min_length=2)]
+    legal_frameworks: tuple[LegalFramework, ...] = ()
+    dispute: FreeText = Field(min_length=5)
+    settle_attempt: FreeText = Field(min_length=5)
+
+
+class Close(Command):
+    outcome: CaseOutcome
+    reason: ShortText | None = None
+
+
+class Evaluate(Command):
+    learning_points: Annotated[tuple[LearningPoint, ...], Field(min_length=1)]
