@@ -84,7 +84,12 @@ def install_problem_handlers(
 
         def make(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
             async def _domain(request: Request, exc: Exception) -> JSONResponse:
-                extra = getattr(exc, "problem_extra", None) or {}
+                reserved = {"type", "title", "status", "detail", "instance", "error"}
+                extra = {
+                    k: v
+                    for k, v in (getattr(exc, "problem_extra", None) or {}).items()
+                    if k not in reserved
+                }
                 return problem(
                     status, str(exc), instance=request.url.path, error=type(exc).__name__, **extra
                 )

@@ -61,7 +61,9 @@ def infra() -> Infra:
             if mongodb_url is None:
                 mongodb_url = subprocess.run(  # noqa: S603
                     ["bash", str(script / "store.sh"), "url"],  # noqa: S607
-                    check=True, capture_output=True, text=True,
+                    check=True,
+                    capture_output=True,
+                    text=True,
                 ).stdout.strip()
         elif shutil.which("docker"):  # pragma: no cover - machines with Docker only
             pytest.skip("start Kafka and MongoDB (deploy/compose.yaml) and set PMM_* urls")

@@ -62,7 +62,7 @@ class ForbiddenTransition(LoketError):
             f"a case that is {current.value} cannot become {wanted.value}; "
             f"allowed next: {', '.join(allowed) or 'none'}"
         )
-        self.problem_extra = {"status": current.value, "allowed": allowed}
+        self.problem_extra = {"current_status": current.value, "allowed": allowed}
 
 
 class RuleViolation(LoketError):
@@ -346,7 +346,7 @@ class Case:
     @property
     def duration_days(self) -> int:
         end = self.closed_at or self.submitted_at
-        return max((end - self.submitted_at).days, 0)
+        return max((end.date() - self.submitted_at.date()).days, 0)  # calendar days
 
     def evaluate(self, points: list[LearningPoint]) -> list[EventData]:
         if not points:
