@@ -1,0 +1,205 @@
+"""Mongo persistence: applications (aggregates with outbox), yearly budgets, the ledger.
+
+A budget can never be overdrawn: an approval commits with ONE conditional single-document
+update (``available_cents >= amount`` and the command not applied yet); there is no
+read-then-write. Ledger entries are immutable documents whose ``_id`` is the command id,
+so a retried command books nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from pmm_overbrugging.domain.model import Application
+from pmm_runtime.mongo import Document
+from pmm_runtime.outbox import AggregateStore, Pending
+
+_APP = TypeAdapter(Application)
+
+# How each ledger kind moves the budget's counters (in cents).
+BUDGET_MOVES: dict[str, dict[str, int]] = {
+    "commitment": {"available_cents": -1, "committed_cents": 1},
+    "release": {"available_cents": 1, "committed_cents": -1},
+    "payment": {"paid_cents": 1},
+    "guarantee_called": {"paid_cents": 1},
+    "recovery": {"recovered_cents": 1, "committed_cents": -1, "available_cents": 1},
+    "write_off": {"written_off_cents": 1, "committed_cents": -1},
+}
+
+
+def app_fields(application: Application) -> Document:
+    fields: Document = _APP.dump_python(application, mode="json")
+    fields.pop("id")
+    fields.pop("version")
+    return fields
+
+
+def app_from(doc: Document) -> Application:
+    data = {k: v for k, v in doc.items() if not k.startswith("_")}
+    return _APP.validate_python({**data, "id": doc["_id"], "version": doc["_version"]})
+
+
+class AlreadyBooked(Exception):
+    """The command was applied before: a retry books nothing again."""
+
+
+class BridgingRepository:
+    def __init__(
+        self,
+        applications: AggregateStore,
+        budgets: AsyncCollection[Document],
+        ledger: AsyncCollection[Document],
+    ) -> None:
+        self.applications = applications
+        self.budgets = budgets
+        self.ledger = ledger
+
+    async def create_indexes(self) -> None:
+        await self.ledger.create_index([("application_id", ASCENDING)])
+        await self.ledger.create_index([("year", ASCENDING), ("kind", ASCENDING)])
+        await self.applications.collection.create_index([("status", ASCENDING)])
+
+    # Applications ------------------------------------------------------------------------------
+
+    async def get(self, application_id: str) -> Application | None:
+        doc = await self.applications.get(application_id)
+        return app_from(doc) if doc else None
+
+    async def add(
+        self,
+        application: Application,
+        events: Sequence[Pending],
+        audit: Document,
+        caused_by: str | None,
+    ) -> bool:
+        return await self.applications.create(
+            application.id, app_fields(application), events, caused_by=caused_by, audit=audit
+        )
+
+    async def save(
+        self,
+        application: Application,
+        expected_version: int,
+        events: Sequence[Pending],
+        audit: Document,
+        caused_by: str | None = None,
+    ) -> bool:
+        saved = await self.applications.update(
+            application.id,
+            expected_version=expected_version,
+            set_fields=app_fields(application),
+            events=events,
+            audit=audit,
+            caused_by=caused_by,
+        )
+        return saved is not None
+
+    async def applied(self, application_id: str, command_id: str) -> bool:
+        doc = await self.applications.collection.find_one(
+            {"_id": application_id, "_applied": command_id}, {"_id": 1}
+        )
+        return doc is not None
+
+    async def all(self, status: str | None = None) -> list[Application]:
+        query = {"status": status} if status else {}
+        docs = (
+            await self.applications.collection.find(query)
+            .sort("received_on", ASCENDING)
+            .to_list(None)
+        )
+        return [app_from(d) for d in docs]
+
+    # Budgets -----------------------------------------------------------------------------------
+
+    async def set_budget(self, year: int, total_cents: int) -> Document | None:
+        """Create the year's budget, or raise its total (never below what is committed)."""
+        with contextlib.suppress(DuplicateKeyError):  # exists already: change it below
+            await self.budgets.insert_one(
+                {
+                    "_id": year,
+                    "total_cents": total_cents,
+                    "available_cents": total_cents,
+                    "committed_cents": 0,
+                    "paid_cents": 0,
+                    "recovered_cents": 0,
+                    "written_off_cents": 0,
+                    "commands": [],
+                }
+            )
+            return await self.budgets.find_one({"_id": year})
+        current = await self.budgets.find_one({"_id": year})
+        if current is None:
+            return None
+        delta = total_cents - current["total_cents"]
+        result: Document | None = await self.budgets.find_one_and_update(
+            {
+                "_id": year,
+                "total_cents": current["total_cents"],
+                "available_cents": {"$gte": -delta},
+            },
+            {"$inc": {"total_cents": delta, "available_cents": delta}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return result
+
+    async def budget(self, year: int) -> Document | None:
+        return await self.budgets.find_one({"_id": year}, {"commands": 0})
+
+    async def book(
+        self, *, command_id: str, year: int, kind: str, amount_cents: int, application_id: str
+    ) -> None:
+        """Move the budget and write the ledger entry for one command, exactly once.
+
+        Raises ``InsufficientBudget`` (from the caller's domain) via ``None`` return
+        handling; raises ``AlreadyBooked`` when the command was applied before.
+        """
+        moves = {k: v * amount_cents for k, v in BUDGET_MOVES[kind].items()}
+        condition: dict[str, Any] = {"_id": year, "commands": {"$ne": command_id}}
+        if moves.get("available_cents", 0) < 0:
+            condition["available_cents"] = {"$gte": amount_cents}
+        moved = await self.budgets.find_one_and_update(
+            condition, {"$inc": moves, "$push": {"commands": command_id}}, projection={"_id": 1}
+        )
+        if moved is None:
+            already = await self.budgets.find_one({"_id": year, "commands": command_id}, {"_id": 1})
+            if already is None:
+                raise LookupError("budget")  # no budget, or not enough available
+        entry = {
+            "_id": command_id,
+            "application_id": application_id,
+            "year": year,
+            "kind": kind,
+            "amount_cents": amount_cents,
+            "at": datetime.now(UTC),
+        }
+        # DuplicateKeyError: the same command, retried after a crash, is booked once.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.ledger.insert_one(entry)
+        if moved is None:
+            raise AlreadyBooked(command_id)
+
+    async def ledger_sums(self, year: int) -> dict[str, int]:
+        rows = await (
+            await self.ledger.aggregate(
+                [
+                    {"$match": {"year": year}},
+                    {"$group": {"_id": "$kind", "cents": {"$sum": "$amount_cents"}}},
+                ]
+            )
+        ).to_list(None)
+        return {row["_id"]: int(row["cents"]) for row in rows}
+
+    async def entries(self, application_id: str) -> list[Document]:
+        return (
+            await self.ledger.find({"application_id": application_id})
+            .sort("at", ASCENDING)
+            .to_list(None)
+        )
