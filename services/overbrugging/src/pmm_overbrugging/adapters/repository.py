@@ -102,11 +102,13 @@ class BridgingRepository:
         )
         return saved is not None
 
-    async def applied(self, application_id: str, command_id: str) -> bool:
-        doc = await self.applications.collection.find_one(
-            {"_id": application_id, "_applied": command_id}, {"_id": 1}
-        )
-        return doc is not None
+    async def get_with_applied(self, application_id: str) -> tuple[Application | None, set[str]]:
+        """The application and the ids of the commands applied to it, in one read by _id
+        (FerretDB pushes only a bare _id filter down to its index)."""
+        doc = await self.applications.get(application_id)
+        if doc is None:
+            return None, set()
+        return app_from(doc), set(doc.get("_applied", []))
 
     async def all(self, status: str | None = None) -> list[Application]:
         query = {"status": status} if status else {}
@@ -166,11 +168,11 @@ class BridgingRepository:
         if moves.get("available_cents", 0) < 0:
             condition["available_cents"] = {"$gte": amount_cents}
         moved = await self.budgets.find_one_and_update(
-            condition, {"$inc": moves, "$push": {"commands": command_id}}, projection={"_id": 1}
+            condition, {"$inc": moves, "$push": {"commands": command_id}}
         )
         if moved is None:
-            already = await self.budgets.find_one({"_id": year, "commands": command_id}, {"_id": 1})
-            if already is None:
+            budget = await self.budgets.find_one({"_id": year})
+            if budget is None or command_id not in budget.get("commands", []):
                 raise LookupError("budget")  # no budget, or not enough available
         entry = {
             "_id": command_id,

@@ -128,8 +128,10 @@ async def _step(
     """One command: domain change, budget and ledger booking, and the application's new
     state with its events, each step idempotent by ``command_id``."""
     for _ in range(5):
-        application = await get(deps, application_id)
-        if await deps.repo.applied(application_id, command_id):
+        application, applied = await deps.repo.get_with_applied(application_id)
+        if application is None:
+            raise NotFound(f"no application {application_id!r}")
+        if command_id in applied:
             return application  # a retried command changes nothing
         before = {"status": application.status.value}
         events, booking = change(application)

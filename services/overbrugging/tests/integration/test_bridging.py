@@ -1,0 +1,219 @@
+"""The overbruggingsprocedure against the real broker and store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from pmm_contracts import encode_event, new_event
+from pmm_contracts.events.cases import BridgingRequested, Urgency
+from pmm_contracts.topics import LOKET_CASES, OVERBRUGGING_APPLICATIONS
+from pmm_overbrugging.app import create_app
+from pmm_overbrugging.domain.model import CONDITIONS, Application, Form, InsufficientBudget
+from pmm_overbrugging.service import usecases as uc
+from pmm_overbrugging.settings import OverbruggingSettings
+from pmm_runtime.auth import Identity, LocalIssuer
+from pmm_runtime.testing import bearer, eventually, read_topic
+
+pytestmark = pytest.mark.integration
+LOKET = "urn:nld:oin:00000001234567890000:systeem:loket"
+HOLDER = Identity(subject="b1", organisation="pmm", roles=frozenset({"budget_holder"}))
+
+
+def request(case_id: str, request_id: str) -> Any:
+    data = BridgingRequested(
+        case_id=case_id,
+        case_number="LMM-2026-0042",
+        request_id=request_id,
+        provision="beschermd wonen",
+        provider="Zorgaanbieder Noord",
+        estimated_amount=Decimal("4250.00"),
+        candidate_payers=("gm0363", "vws"),
+        dispute="Wmo 2015 or Wlz: both parties point at the other",
+        urgency=Urgency.ACUTE,
+        settle_attempt="regievoerder called both parties twice",
+        requested_by="d1",
+    )
+    return new_event(data, subject=case_id, source=LOKET)
+
+
+@pytest.fixture
+async def service(
+    make_settings: Callable[..., OverbruggingSettings], serve: Any
+) -> tuple[httpx.AsyncClient, uc.Deps]:
+    app = create_app(make_settings(OverbruggingSettings))
+    client = await serve(app)
+    return client, app.state.deps
+
+
+async def test_from_the_lokets_request_to_a_recovered_advance_end_to_end(
+    service: tuple[httpx.AsyncClient, uc.Deps], issuer: LocalIssuer, infra: Any, unique: str
+) -> None:
+    client, deps = service
+    holder = bearer(issuer, "pmm", "budget_holder")
+    assert (
+        await client.put("/budgets/2031", headers=holder, json={"total": "100000.00"})
+    ).status_code == 200
+    case_id, request_id = f"case-{unique}", f"req-{unique}"
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        event = request(case_id, request_id)
+        for _ in range(2):  # the request is redelivered: one application only
+            await producer.send_and_wait(LOKET_CASES, encode_event(event), key=event.key)
+    finally:
+        await producer.stop()
+    application_id = str(uuid.uuid5(uc.NAMESPACE, request_id))
+    await eventually(lambda: deps.repo.get(application_id), timeout_s=30)
+
+    def post(path: str, body: dict[str, Any] | None = None) -> Any:
+        return client.post(
+            f"/applications/{application_id}/{path}", headers=holder, json=body or {}
+        )
+
+    early = await post(
+        "decision",
+        {
+            "command_id": "approve-0001",
+            "approve": True,
+            "form": "advance",
+            "amount": "4000.00",
+            "budget_year": 2031,
+        },
+    )
+    assert early.status_code == 422  # conditions not yet recorded
+    assert "need_established" in early.json()["detail"]
+    conditions = {name: {"met": True} for name in CONDITIONS}
+    assert (await post("conditions", conditions)).status_code == 200
+    approve = {
+        "command_id": f"approve-{unique}",
+        "approve": True,
+        "form": "advance",
+        "amount": "4000.00",
+        "budget_year": 2031,
+    }
+    assert (await post("decision", approve)).status_code == 200
+    assert (await post("decision", approve)).status_code == 200  # retried: booked once
+    for path, body in (
+        ("payment", {"command_id": f"pay-{unique}", "amount": "4000.00"}),
+        (
+            "responsible-party",
+            {"responsible_party": "gm0363", "legal_ground": "Wmo 2015 art. 2.3.5 lid 3"},
+        ),
+        ("recovery", None),
+        ("repayments", {"command_id": f"repay1-{unique}", "amount": "1500.00"}),
+        ("repayments", {"command_id": f"repay2-{unique}", "amount": "2500.00"}),
+    ):
+        response = await post(path, body)
+        assert response.status_code == 200, (path, response.text)
+    assert response.json()["status"] == "recovered"
+
+    figures = (await client.get("/budgets/2031", headers=holder)).json()
+    assert figures["committed"] == "0.00"
+    assert figures["available"] == "100000.00"
+    assert figures["recovered"] == "4000.00"
+    assert figures["ledger_consistent"] is True
+    assert figures["recovery_rate"] == 1.0
+
+    records = [
+        r
+        for r in await read_topic(
+            infra.kafka_bootstrap, OVERBRUGGING_APPLICATIONS, count=10**6, timeout_s=4
+        )
+        if r.key == application_id.encode()
+    ]
+    types = [json.loads(r.value)["type"] for r in records]
+    assert types.count("nl.maatwerk.bridging.received") == 1
+    assert types.count("nl.maatwerk.bridging.decided") == 1
+    assert "nl.maatwerk.bridging.recovery_requested" in types
+    assert types[-1] == "nl.maatwerk.bridging.closed"
+    closed = json.loads(records[-1].value)["data"]
+    assert closed["status"] == "recovered"
+    booked = [
+        json.loads(r.value)["data"]
+        for r in records
+        if json.loads(r.value)["type"] == "nl.maatwerk.bridging.booked"
+    ]
+    assert [b["amount"] for b in booked] == ["4000.00", "4000.00", "1500.00", "2500.00"]
+
+
+async def test_a_thousand_concurrent_approvals_never_overdraw_the_budget(
+    service: tuple[httpx.AsyncClient, uc.Deps], unique: str
+) -> None:
+    _, deps = service
+    year = 2040 + int(unique[:4], 16) % 50
+    await deps.repo.budgets.delete_one({"_id": year})
+    await deps.repo.ledger.delete_many({"year": year})
+    await deps.repo.set_budget(year, 10_000_00)  # 10,000 euro
+    ids = []
+    for i in range(1000):
+        a = Application(
+            id=f"{unique}-{i}",
+            case_id=f"c{i}",
+            case_number="LMM-2026-0001",
+            request_id=f"r{i}",
+            provision="p",
+            provider="x",
+            estimated_cents=100_00,
+            candidate_payers=["a", "b"],
+            received_on=deps.today(),
+        )
+        a.conditions = {name: {"met": True, "note": None} for name in CONDITIONS}
+        await deps.repo.add(a, [], {"action": "test"}, caused_by=None)
+        ids.append(a.id)
+
+    async def approve(application_id: str) -> bool:
+        try:
+            await uc.approve(
+                deps,
+                HOLDER,
+                application_id,
+                f"cmd-{application_id}",
+                Form.ADVANCE,
+                Decimal("100.00"),
+                year,
+                None,
+            )
+        except InsufficientBudget:
+            return False
+        return True
+
+    results = await asyncio.gather(*[approve(i) for i in ids])
+    budget = await deps.repo.budget(year)
+    assert budget is not None
+    assert sum(results) == 100  # exactly what 10,000 euro buys at 100 each
+    assert budget["available_cents"] == 0
+    assert budget["available_cents"] >= 0
+    sums = await deps.repo.ledger_sums(year)
+    assert sums == {"commitment": budget["committed_cents"]}
+    assert budget["committed_cents"] == 10_000_00
+    approved = [a for a in await deps.repo.all("approved") if a.id.startswith(unique)]
+    assert len(approved) == 100
+
+
+async def test_only_the_budget_holder_decides_and_bad_input_is_named(
+    service: tuple[httpx.AsyncClient, uc.Deps], issuer: LocalIssuer
+) -> None:
+    client, _ = service
+    staff = bearer(issuer, "pmm", "pmm_staff")
+    assert (
+        await client.put("/budgets/2032", headers=staff, json={"total": "10.00"})
+    ).status_code == 403
+    holder = bearer(issuer, "pmm", "budget_holder")
+    bad = await client.put("/budgets/2032", headers=holder, json={"total": "-5"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "total"
+    missing = await client.post(
+        "/applications/nope/decision",
+        headers=holder,
+        json={"command_id": "c-12345678", "approve": True, "form": "advance", "amount": "1.00"},
+    )
+    assert missing.status_code == 404
