@@ -50,6 +50,10 @@ class World:
     exec_b: str
     deputy_b: str
     chair: str
+    loket_source: str = LOKET
+
+    async def send(self, topic: str, *events: CloudEvent[Any]) -> None:
+        await publish(self.bootstrap, topic, *events)
 
     def chair_h(self) -> dict[str, str]:
         return bearer(self.issuer, "pmm", Role.LET_CHAIR, subject=self.chair)
@@ -147,6 +151,15 @@ async def world(
     for pid in (exec_a, exec_b, deputy_b, chair):
         await eventually(lambda pid=pid: register.professional(pid), timeout_s=60)
     return World(
-        client, app, infra.kafka_bootstrap, unique, issuer, org_a, org_b, exec_a, exec_b,
-        deputy_b, chair,
+        client,
+        app,
+        infra.kafka_bootstrap,
+        unique,
+        issuer,
+        org_a,
+        org_b,
+        exec_a,
+        exec_b,
+        deputy_b,
+        chair,
     )

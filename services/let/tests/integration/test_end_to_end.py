@@ -30,7 +30,8 @@ async def test_from_the_loket_request_to_the_outcome_the_loket_receives(world: A
     request_id, case_id = await w.request()
     escalation_id = escalation_id_for(request_id)
     opened = await w.escalation(escalation_id)
-    assert opened["status"] == "requested" and opened["case_id"] == case_id
+    assert opened["status"] == "requested"
+    assert opened["case_id"] == case_id
     assert opened["organisations_involved"] == [w.org_a, w.org_b]
 
     chair, c = w.chair_h(), w.client

@@ -143,14 +143,18 @@ def test_the_id_is_derived_from_the_request_so_a_replay_is_the_same_escalation()
 def test_admission_and_refusal_travel_back_to_the_loket() -> None:
     e = escalation()
     (event,) = e.decide_admissibility(True, None, "chair-1", TODAY)
-    assert isinstance(event, ev.EscalationAdmissibility) and event.admitted
-    assert e.status is Status.ADMITTED and e.admissibility is not None
+    assert isinstance(event, ev.EscalationAdmissibility)
+    assert event.admitted
+    assert e.status is Status.ADMITTED
+    assert e.admissibility is not None
 
     refused = escalation()
     (event,) = refused.decide_admissibility(False, "not tried at the Loket", "chair-1", TODAY)
     assert isinstance(event, ev.EscalationAdmissibility)
-    assert not event.admitted and event.reason == "not tried at the Loket"
-    assert refused.status is Status.REFUSED and refused.result == "refused"
+    assert not event.admitted
+    assert event.reason == "not tried at the Loket"
+    assert refused.status is Status.REFUSED
+    assert refused.result == "refused"
 
 
 def test_a_refusal_needs_a_reason_and_changes_nothing_without_one() -> None:
@@ -160,7 +164,8 @@ def test_a_refusal_needs_a_reason_and_changes_nothing_without_one() -> None:
     assert caught.value.field == "reason"
     assert caught.value.problem_extra is not None
     assert caught.value.problem_extra["errors"][0]["field"] == "reason"
-    assert e.status is Status.REQUESTED and e.admissibility is None
+    assert e.status is Status.REQUESTED
+    assert e.admissibility is None
 
 
 # Session -----------------------------------------------------------------------------------
@@ -194,7 +199,8 @@ def test_the_proposal_invites_executives_and_deputies_of_absent_ones() -> None:
 def test_an_absence_that_ends_before_the_session_does_not_need_a_deputy() -> None:
     executives = {"uwv": [person("x-uwv", "uwv", absent_until=TODAY, deputy="d-uwv")]}
     invited, uncovered = propose_invitations(["uwv"], executives, {}, TODAY + timedelta(days=1))
-    assert [i.executive_id for i in invited] == ["x-uwv"] and uncovered == []
+    assert [i.executive_id for i in invited] == ["x-uwv"]
+    assert uncovered == []
 
 
 def test_scheduling_checks_date_and_invitations() -> None:
@@ -209,13 +215,16 @@ def test_scheduling_checks_date_and_invitations() -> None:
     stranger = [Invitation(executive_id="x-duo", organisation="duo")]
     with pytest.raises(RuleViolation):
         e.schedule(TODAY, "chair-1", stranger, [], TODAY)
-    assert e.status is Status.ADMITTED and e.session is None
+    assert e.status is Status.ADMITTED
+    assert e.session is None
 
     (event,) = e.schedule(TODAY + timedelta(days=14), "chair-1", invited, ["gm0363"], TODAY)
     assert isinstance(event, ev.SessionScheduled)
-    assert event.invited_executive_ids == ("x-uwv",) and event.chair_id == "chair-1"
+    assert event.invited_executive_ids == ("x-uwv",)
+    assert event.chair_id == "chair-1"
     assert e.status is Status.SCHEDULED
-    assert e.session is not None and e.session.uncovered_organisations == ["gm0363"]
+    assert e.session is not None
+    assert e.session.uncovered_organisations == ["gm0363"]
 
 
 def test_attendance_only_on_or_after_the_session_date_and_of_invited_people() -> None:
@@ -234,7 +243,8 @@ def test_attendance_only_on_or_after_the_session_date_and_of_invited_people() ->
     assert caught.value.field == "present"
     assert e.status is Status.SCHEDULED
     assert e.record_attendance(["x-uwv", "chair-1"], TODAY + timedelta(days=2)) == []
-    assert e.status is Status.HELD and e.session is not None
+    assert e.status is Status.HELD
+    assert e.session is not None
     assert e.session.present == ["x-uwv", "chair-1"]
 
 
@@ -258,7 +268,8 @@ def test_agreements_only_after_the_session_for_an_involved_organisation() -> Non
     assert e.agreements == []
 
     (event,) = e.record_agreement("a1", "uwv", "restart the benefit", TODAY, TODAY)
-    assert isinstance(event, ev.AgreementRecorded) and event.status == "open"
+    assert isinstance(event, ev.AgreementRecorded)
+    assert event.status == "open"
     assert e.next_deadline == TODAY
 
 
@@ -275,7 +286,8 @@ def test_an_overdue_agreement_raises_one_reminder_and_can_still_be_done() -> Non
     assert e.next_deadline == TODAY + timedelta(days=9)
 
     (done,) = e.complete_agreement("a1", tomorrow)
-    assert isinstance(done, ev.AgreementRecorded) and done.status == "done"
+    assert isinstance(done, ev.AgreementRecorded)
+    assert done.status == "done"
     with pytest.raises(ForbiddenTransition):
         e.complete_agreement("a1", tomorrow)
     with pytest.raises(UnknownAgreement):
@@ -287,7 +299,8 @@ def test_agreements_are_followed_up_after_the_outcome() -> None:
     e.record_agreement("a1", "uwv", "restart the benefit", TODAY, TODAY)
     e.conclude(EscalationOutcome.PARTIAL, "UWV restarts; the rest stays open", TODAY)
     (done,) = e.complete_agreement("a1", TODAY)
-    assert isinstance(done, ev.AgreementRecorded) and done.status == "done"
+    assert isinstance(done, ev.AgreementRecorded)
+    assert done.status == "done"
     with pytest.raises(WrongStatus):
         e.record_agreement("a2", "uwv", "more", TODAY, TODAY)
 
@@ -299,18 +312,21 @@ def test_the_outcome_goes_back_to_the_loket_with_a_summary() -> None:
     e = held()
     with pytest.raises(RuleViolation) as caught:
         e.conclude(EscalationOutcome.BREAKTHROUGH, "  ", TODAY)
-    assert caught.value.field == "summary" and e.status is Status.HELD
+    assert caught.value.field == "summary"
+    assert e.status is Status.HELD
     (event,) = e.conclude(EscalationOutcome.BREAKTHROUGH, "the municipality pays", TODAY)
     assert isinstance(event, ev.EscalationConcluded)
     assert event.outcome is EscalationOutcome.BREAKTHROUGH
-    assert e.result == "breakthrough" and e.closed_on == TODAY
+    assert e.result == "breakthrough"
+    assert e.closed_on == TODAY
 
 
 @pytest.mark.parametrize("start", [Status.REQUESTED, Status.ADMITTED, Status.SCHEDULED])
 def test_withdrawal_before_the_session_is_counted_apart(start: Status) -> None:
     e = escalation(start)
     (event,) = e.withdraw(True, "solved under escalation pressure", TODAY)
-    assert isinstance(event, ev.EscalationWithdrawn) and event.solved_under_pressure
+    assert isinstance(event, ev.EscalationWithdrawn)
+    assert event.solved_under_pressure
     assert e.result == "withdrawn_solved_under_pressure"
     other = escalation(start)
     other.withdraw(False, "the household moved abroad", TODAY)

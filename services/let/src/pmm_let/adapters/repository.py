@@ -105,6 +105,33 @@ class EscalationRepository:
         )
         return [escalation_from(d) for d in docs]
 
+    async def overdue_agreements(self, *, limit: int) -> list[Document]:
+        """Every overdue agreement, earliest deadline first.
+
+        Not with $unwind/$project: FerretDB 1.24 keeps only ``_id`` and the unwound field
+        after $unwind, and takes "$field" in $project as a literal string.
+        """
+        docs = (
+            await self.collection.find(
+                {"agreements.status": "overdue"}, {"case_number": 1, "agreements": 1}
+            )
+            .limit(limit)
+            .to_list(None)
+        )
+        rows = [
+            {
+                "escalation_id": doc["_id"],
+                "case_number": doc["case_number"],
+                "agreement_id": a["id"],
+                "organisation": a["organisation"],
+                "deadline": a["deadline"],
+            }
+            for doc in docs
+            for a in doc.get("agreements", [])
+            if a.get("status") == "overdue"
+        ]
+        return sorted(rows, key=lambda r: (r["deadline"], r["escalation_id"]))[:limit]
+
     async def aggregate(self, pipeline: list[Document]) -> list[Document]:
         cursor = await self.collection.aggregate(pipeline)
         result: list[Document] = await cursor.to_list(None)

@@ -443,24 +443,7 @@ async def overview(deps: Deps, who: Identity) -> dict[str, Any]:
             ]
         )
     }
-    overdue = await repo.aggregate(
-        [
-            {"$unwind": "$agreements"},
-            {"$match": {"agreements.status": "overdue"}},
-            {
-                "$project": {
-                    "_id": 0,
-                    "escalation_id": "$_id",
-                    "case_number": 1,
-                    "agreement_id": "$agreements.id",
-                    "organisation": "$agreements.organisation",
-                    "deadline": "$agreements.deadline",
-                }
-            },
-            {"$sort": {"deadline": 1}},
-            {"$limit": 100},
-        ]
-    )
+    overdue = await repo.overdue_agreements(limit=100)
     rows = await repo.aggregate(
         [
             {"$match": {"closed_year": {"$ne": None}}},
