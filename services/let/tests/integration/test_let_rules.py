@@ -4,6 +4,7 @@ nothing half-written, the audit trail, overdue reminders, withdrawal and the fig
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from datetime import UTC, date, datetime, timedelta
@@ -92,9 +93,16 @@ async def test_access_errors_and_nothing_half_written(world: Any) -> None:
     assert r.json()["allowed"] == ["admitted", "refused", "withdrawn"]
     assert r.json()["current_status"] == "requested"
 
+    # Two chairs' clicks at once: exactly one admission, the other is told 409.
+    both = await asyncio.gather(
+        *[
+            c.post(f"{base}/admissibility", headers=w.chair_h(), json={"admitted": True})
+            for _ in range(2)
+        ]
+    )
+    assert sorted(r.status_code for r in both) == [200, 409]
+
     # The session: the chair must be a LET chair in the register; dates not in the past.
-    r = await c.post(f"{base}/admissibility", headers=w.chair_h(), json={"admitted": True})
-    assert r.status_code == 200
     r = await c.post(
         f"{base}/session",
         headers=w.chair_h(),
