@@ -35,6 +35,8 @@ async def test_from_the_loket_request_to_the_outcome_the_loket_receives(world: A
     assert opened["organisations_involved"] == [w.org_a, w.org_b]
 
     chair, c = w.chair_h(), w.client
+    channels = (await c.get("/asyncapi.json")).json()["channels"]
+    assert {"pmm.let.escalations:publish", "let.cases:subscribe"} <= set(channels)
     base = f"/escalations/{escalation_id}"
     r = await c.post(f"{base}/admissibility", headers=chair, json={"admitted": True})
     assert r.status_code == 200, r.text
