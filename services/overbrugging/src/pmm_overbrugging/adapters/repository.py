@@ -171,8 +171,8 @@ class BridgingRepository:
             condition, {"$inc": moves, "$push": {"commands": command_id}}
         )
         if moved is None:
-            budget = await self.budgets.find_one({"_id": year})
-            if budget is None or command_id not in budget.get("commands", []):
+            applied = await self.budgets.find_one({"_id": year, "commands": command_id}, {"_id": 1})
+            if applied is None:
                 raise LookupError("budget")  # no budget, or not enough available
         entry = {
             "_id": command_id,
@@ -187,6 +187,10 @@ class BridgingRepository:
             await self.ledger.insert_one(entry)
         if moved is None:
             raise AlreadyBooked(command_id)
+
+    async def entry_amount(self, entry_id: str) -> int | None:
+        entry = await self.ledger.find_one({"_id": entry_id}, {"amount_cents": 1})
+        return int(entry["amount_cents"]) if entry else None
 
     async def ledger_sums(self, year: int) -> dict[str, int]:
         rows = await (

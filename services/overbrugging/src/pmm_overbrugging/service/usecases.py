@@ -116,6 +116,13 @@ async def on_case_event(deps: Deps, event: CloudEvent[Any]) -> None:
 # Steps ------------------------------------------------------------------------------------
 
 
+def ledger_entry_id(application_id: str, kind: str, command_id: str) -> str:
+    """An application is committed at most once, whichever approval command wins: two
+    concurrent approvals with different command ids then cannot both commit budget (the
+    loser would leak its commitment). Every other entry is keyed by its command id."""
+    return f"commitment:{application_id}" if kind == "commitment" else command_id
+
+
 async def _step(
     deps: Deps,
     who: Identity,
@@ -138,9 +145,10 @@ async def _step(
         if booking is not None:
             kind, cents = booking
             year = application.budget_year or deps.today().year
+            entry_id = ledger_entry_id(application.id, kind, command_id)
             try:
                 await deps.repo.book(
-                    command_id=command_id,
+                    command_id=entry_id,
                     year=year,
                     kind=kind,
                     amount_cents=cents,
@@ -152,7 +160,12 @@ async def _step(
                     "(or no budget is set for that year)"
                 ) from exc
             except AlreadyBooked:
-                pass  # booked by an earlier attempt of this command: finish the rest
+                # Booked by an earlier attempt (of this command, or for a commitment of
+                # any approval of this application): finish the rest, same amount only.
+                if await deps.repo.entry_amount(entry_id) != cents:
+                    raise Conflict(
+                        f"{entry_id} was booked with another amount; retry the original command"
+                    ) from None
         expected = application.version
         application.version += 1
         saved = await deps.repo.save(
@@ -217,7 +230,7 @@ async def approve(
             ev.LedgerBooked(
                 application_id=a.id,
                 case_id=a.case_id,
-                entry_id=command_id,
+                entry_id=ledger_entry_id(a.id, "commitment", command_id),
                 kind=ev.LedgerEntryKind.COMMITMENT,
                 amount=to_euros(cents),
                 budget_year=year,
