@@ -40,7 +40,11 @@ class ServiceSettings(BaseSettings):
     )
     consumer_max_retries: int = Field(default=3, ge=0, le=20)
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
-    outbox_poll_interval_s: float = Field(default=1.0, gt=0)
+    outbox_poll_interval_s: float = Field(
+        default=5.0, gt=0,
+        description="relay poll for writes of other processes; a write in this process "
+        "wakes the relay at once",
+    )
     shutdown_grace_s: float = Field(default=20.0, gt=0)
     group_prefix: str = Field(default="pmm", description="consumer group ids: <prefix>.<service>")
 

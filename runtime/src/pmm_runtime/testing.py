@@ -105,7 +105,7 @@ def make_settings(infra: Infra, key_pair: tuple[str, str], unique: str) -> Calla
             "mongodb_url": infra.mongodb_url,
             "jwt_public_key": key_pair[1],
             "group_prefix": f"test-{unique}",
-            "outbox_poll_interval_s": 0.2,
+            "outbox_poll_interval_s": 0.5,
             "consumer_retry_backoff_s": 0.05,
             "kafka_metadata_max_age_ms": 2_000,
             "log_json": True,
