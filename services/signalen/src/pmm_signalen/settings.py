@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from pmm_runtime.settings import ServiceSettings
 
 
 class SignalenSettings(ServiceSettings):
     service_name: str = "signalen"
     http_port: int = 8005
+    followup_term_days: int = Field(
+        default=42, ge=1, description="days an organisation has to answer before it is asked again"
+    )
+    reminder_scan_interval_s: float = Field(default=3600.0, gt=0)
+    monitor_window_days: int = Field(default=365, ge=1, description="window of the monitor")
+    monitor_threshold: int = Field(
+        default=3, ge=2, description="cases with the same bottleneck that make an order-3 candidate"
+    )
