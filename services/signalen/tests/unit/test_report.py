@@ -1,0 +1,131 @@
+"""The yearly report from aggregation rows (pure), and its CSV and HTML renderings."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+from pmm_signalen.service import render
+from pmm_signalen.service.report import _median, figures
+
+RAW: dict[str, Any] = {
+    "submitter_kind": {"municipality": 3, "care_institution": 1},
+    "life_domains": {"income": 4, "housing": 2},
+    "bottleneck_types": {"laws_and_regulations": 3, "ict": 1},
+    "outcome": {"solved": 3, "not_solved": 1},
+    "duration_days": {28: 1, 56: 2, 70: 1},
+    "closed_month": {"2026-02": 1, "2026-06": 3},
+    "order": {"1": 2, "3": 3},
+    "follow_up": [("uwv", "measure_taken", 2), ("uwv", "assigned", 1), ("szw", "no_action", 2)],
+    "examples": [
+        {
+            "_id": "s-1",
+            "order": "3",
+            "bottleneck": {"type": "laws_and_regulations"},
+            "regulation_reference": "Participatiewet art. 18",
+            "assignments": [
+                {
+                    "organisation": "uwv",
+                    "status": "measure_taken",
+                    "answers": [
+                        {"status": "received", "explanation": None},
+                        {"status": "measure_taken", "explanation": "werkinstructie <aangepast>"},
+                    ],
+                },
+                {"organisation": "szw", "status": "assigned", "answers": []},
+            ],
+        }
+    ],
+}
+
+
+def report() -> dict[str, Any]:
+    return figures(2026, RAW, generated_at=datetime(2027, 1, 5, tzinfo=UTC))
+
+
+def test_figures() -> None:
+    r = report()
+    assert r["cases_closed"] == 4
+    kinds = {row["key"]: row["n"] for row in r["by_submitter_kind"]}
+    assert kinds == {
+        "municipality": 3,
+        "public_service_provider": 0,
+        "care_institution": 1,
+        "other": 0,
+    }
+    assert r["duration_weeks"] == {"average": 7.5, "median": 8.0}
+    assert [m["n"] for m in r["closed_per_month"]] == [0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0]
+    orders = {row["key"]: row["n"] for row in r["learning_points_by_order"]}
+    assert orders == {"1": 2, "2": 0, "3": 3}
+    by_org = {o["organisation"]: o for o in r["signals_by_organisation"]}
+    assert by_org["uwv"]["total"] == 3 and by_org["uwv"]["statuses"]["measure_taken"] == 2
+    follow_up = {row["key"]: row["n"] for row in r["follow_up"]}
+    assert follow_up["measure_taken"] == 2 and follow_up["no_action"] == 2
+    assert r["measures_examples"] == [
+        {
+            "signal_id": "s-1",
+            "organisation": "uwv",
+            "order": "3",
+            "bottleneck_type": "laws_and_regulations",
+            "regulation_reference": "Participatiewet art. 18",
+            "measure": "werkinstructie <aangepast>",
+        }
+    ]
+
+
+def test_median() -> None:
+    assert _median({}) is None
+    assert _median({5: 1}) == 5
+    assert _median({1: 1, 3: 1}) == 2
+    assert _median({1: 2, 9: 1}) == 1
+    assert _median({2: 1, 4: 1, 10: 2}) == 7
+
+
+def test_empty_year() -> None:
+    empty = {k: ({} if k not in ("follow_up", "examples") else []) for k in RAW}
+    r = figures(2025, empty)
+    assert r["cases_closed"] == 0
+    assert r["duration_weeks"] == {"average": None, "median": None}
+    page = render.to_html(r)
+    assert "n.v.t." in page and "<svg" in page
+
+
+def test_csv_has_every_section() -> None:
+    rows = list(csv.DictReader(io.StringIO(render.to_csv(report()))))
+    sections = {row["section"] for row in rows}
+    assert {
+        "summary",
+        "duration_weeks",
+        "by_submitter_kind",
+        "life_domains",
+        "bottleneck_types",
+        "learning_points_by_order",
+        "follow_up",
+        "closed_per_month",
+        "signals_by_organisation",
+        "measures_examples",
+    } <= sections
+    closed = next(r for r in rows if r["key"] == "cases_closed")
+    assert closed["value"] == "4"
+
+
+def test_html_is_self_contained_with_charts_and_escaped_text() -> None:
+    page = render.to_html(report())
+    assert page.startswith("<!DOCTYPE html>")
+    assert "Jaarrapportage systeemleren 2026" in page
+    assert page.count("<svg") == 7  # timeline + six bar charts
+    assert "<polyline" in page  # the timeline's cumulative line
+    assert "werkinstructie &lt;aangepast&gt;" in page
+    for external in ("<script", "src=", "<link", "http://", "https://", "@import"):
+        assert external not in page
+
+
+def test_export_csv_serialises_lists() -> None:
+    text = render.export_csv(
+        [{"signal_id": "s", "organisations": ["uwv", "szw"], "regulation_reference": None}],
+        ["signal_id", "organisations", "regulation_reference"],
+    )
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row == {"signal_id": "s", "organisations": '["uwv", "szw"]', "regulation_reference": ""}
