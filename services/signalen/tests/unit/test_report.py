@@ -60,9 +60,11 @@ def test_figures() -> None:
     orders = {row["key"]: row["n"] for row in r["learning_points_by_order"]}
     assert orders == {"1": 2, "2": 0, "3": 3}
     by_org = {o["organisation"]: o for o in r["signals_by_organisation"]}
-    assert by_org["uwv"]["total"] == 3 and by_org["uwv"]["statuses"]["measure_taken"] == 2
+    assert by_org["uwv"]["total"] == 3
+    assert by_org["uwv"]["statuses"]["measure_taken"] == 2
     follow_up = {row["key"]: row["n"] for row in r["follow_up"]}
-    assert follow_up["measure_taken"] == 2 and follow_up["no_action"] == 2
+    assert follow_up["measure_taken"] == 2
+    assert follow_up["no_action"] == 2
     assert r["measures_examples"] == [
         {
             "signal_id": "s-1",
@@ -89,7 +91,8 @@ def test_empty_year() -> None:
     assert r["cases_closed"] == 0
     assert r["duration_weeks"] == {"average": None, "median": None}
     page = render.to_html(r)
-    assert "n.v.t." in page and "<svg" in page
+    assert "n.v.t." in page
+    assert "<svg" in page
 
 
 def test_csv_has_every_section() -> None:

@@ -166,9 +166,11 @@ def test_creation_assigns_each_organisation_once_with_an_anonymised_event() -> N
     assigned = [e for e in events if isinstance(e, ev.SignalAssigned)]
     assert [e.organisation for e in assigned] == ["uwv", "szw"]
     payload = assigned[0].model_dump(mode="json")
-    assert "case_id" not in payload and "case_number" not in payload
+    assert "case_id" not in payload
+    assert "case_number" not in payload
     assert payload["respond_by"] == (NOW.date() + timedelta(days=TERM)).isoformat()
-    assert s.year == 2026 and s.status is SignalStatus.OPEN
+    assert s.year == 2026
+    assert s.status is SignalStatus.OPEN
     assert s.life_domains == [LifeDomain.INCOME, LifeDomain.HOUSING]  # the case's, by default
 
 
@@ -204,7 +206,9 @@ def test_a_forward_needs_another_organisation_and_assigns_it() -> None:
     assert [type(e) for e in events] == [ev.SignalAssigned, ev.SignalChanged]
     assert s.organisations == ["svb"]
     new = s.assignment("svb")
-    assert new is not None and new.assigned_by == "uwv" and new.is_open
+    assert new is not None
+    assert new.assigned_by == "uwv"
+    assert new.is_open
 
 
 def test_answers_close_the_signal_when_every_assignment_is_concluded() -> None:
@@ -225,11 +229,10 @@ def test_answers_close_the_signal_when_every_assignment_is_concluded() -> None:
 def test_an_interim_answer_starts_a_new_term() -> None:
     s = signal("uwv")
     later = NOW + timedelta(days=10)
-    s.answer(
-        "uwv", ResponseStatus.IN_PROGRESS, None, None, at=later, term_days=TERM, via="kafka"
-    )
+    s.answer("uwv", ResponseStatus.IN_PROGRESS, None, None, at=later, term_days=TERM, via="kafka")
     item = s.assignment("uwv")
-    assert item is not None and item.respond_by == later.date() + timedelta(days=TERM)
+    assert item is not None
+    assert item.respond_by == later.date() + timedelta(days=TERM)
 
 
 # PMM staff ---------------------------------------------------------------------------------
@@ -265,9 +268,11 @@ def test_merge_moves_open_assignments_and_is_repeatable() -> None:
     assert target.merged_from == ["dup"]
     assert target.absorb(duplicate, at=NOW, term_days=TERM, by="pmm:staff") == []
     duplicate.mark_merged(target.id)
-    assert duplicate.status is SignalStatus.MERGED and duplicate.merged_into == target.id
+    assert duplicate.status is SignalStatus.MERGED
+    assert duplicate.merged_into == target.id
     szw = duplicate.assignment("szw")
-    assert szw is not None and szw.status is AssignmentStatus.WITHDRAWN
+    assert szw is not None
+    assert szw.status is AssignmentStatus.WITHDRAWN
     with pytest.raises(SignalMerged):
         answer(duplicate, "szw", ResponseStatus.RECEIVED)
     with pytest.raises(SignalMerged):
@@ -291,7 +296,8 @@ def test_reminders_go_to_silent_open_assignments_only_and_count() -> None:
     second = s.remind(due + timedelta(days=TERM + 2), TERM)
     assert [e.reminder for e in second] == [2]
     uwv = s.assignment("uwv")
-    assert uwv is not None and uwv.reminders == 2
+    assert uwv is not None
+    assert uwv.reminders == 2
     assert uwv.last_reminder_on == due + timedelta(days=TERM + 2)
 
 
