@@ -69,8 +69,11 @@ def signals_responses_topic(org_code: str) -> str:
     return f"pmm.signalen.responses.{_checked(org_code)}"
 
 
-SIGNALS_RESPONSES_PATTERN = r"pmm\.signalen\.responses\..*"
-"""Regex the signalen service subscribes with, to follow every organisation's answers."""
+SIGNALS_RESPONSES_PATTERN = r"^pmm\.signalen\.responses\.[a-z][a-z0-9]{1,31}$"
+"""Regex the signalen service subscribes with, to follow every organisation's answers.
+
+Anchored at both ends: it must not match the dead-letter topics (``...responses.<org>.dlq``),
+or a dead-lettered answer would be consumed again and dead-lettered into ``.dlq.dlq``."""
 
 
 def _checked(org_code: str) -> str:

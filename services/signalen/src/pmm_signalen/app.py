@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from pmm_contracts.events import signals as ev
-from pmm_contracts.topics import LOKET_CASES, SIGNALEN_SIGNALS, SIGNALS_RESPONSES_PATTERN
+from pmm_contracts.topics import SIGNALEN_SIGNALS
 from pmm_runtime.platform import Platform
 from pmm_signalen.adapters.repository import CaseRepository, SignalRepository
 from pmm_signalen.adapters.topics import OrgTopics
@@ -60,7 +60,7 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
     platform.on_startup(signals.create_indexes)
     platform.on_startup(cases.create_indexes)
     platform.subscribe(
-        LOKET_CASES,
+        settings.cases_topic,
         handler=case_handler(deps),
         purpose="cases",
         description="Submitted, closed and evaluated cases: the report's figures; each "
@@ -68,7 +68,7 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
     )
     platform.subscribe(
         handler=response_handler(deps),
-        pattern=SIGNALS_RESPONSES_PATTERN,
+        pattern=settings.responses_pattern,
         purpose="responses",
         description="Every organisation's follow-up (pmm.signalen.responses.<org>)",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from pmm_contracts.topics import LOKET_CASES, SIGNALS_RESPONSES_PATTERN
 from pmm_runtime.settings import ServiceSettings
 
 
@@ -17,4 +18,11 @@ class SignalenSettings(ServiceSettings):
     monitor_window_days: int = Field(default=365, ge=1, description="window of the monitor")
     monitor_threshold: int = Field(
         default=3, ge=2, description="cases with the same bottleneck that make an order-3 candidate"
+    )
+    cases_topic: str = Field(
+        default=LOKET_CASES, description="the Loket's case topic (another name: tests, replays)"
+    )
+    responses_pattern: str = Field(
+        default=SIGNALS_RESPONSES_PATTERN,
+        description="regex of the organisations' response topics this service follows",
     )

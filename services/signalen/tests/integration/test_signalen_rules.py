@@ -1,0 +1,336 @@
+"""Signals from evaluations, answers over HTTP and Kafka, PMM staff's changes, reminders,
+audit trail, monitor, export and the yearly report: against the real broker and store."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pmm_contracts import new_event
+from pmm_contracts.events.signals import ResponseStatus, SignalResponse
+from pmm_contracts.topics import (
+    dead_letter_topic,
+    signals_responses_topic,
+)
+from pmm_contracts.vocabulary import BottleneckType, LearningOrder, Role, SubmitterKind
+from pmm_runtime.testing import bearer, read_topic
+from pmm_signalen.__main__ import write_report
+from pmm_signalen.service import usecases as uc
+
+from .conftest import World, learning_point, publish
+
+pytestmark = pytest.mark.integration
+
+ORG = "urn:nld:oin:00000000000000000000:systeem:signalen-consumer"
+
+
+async def test_an_evaluation_yields_one_anonymised_signal_per_point_and_per_org_topic(
+    world: World,
+) -> None:
+    a, b = world.org_a, world.org_b
+    events = world.case_events(
+        (learning_point("lp1", (a,)), learning_point("lp2", (a, b), order=LearningOrder.FIRST))
+    )
+    await world.send(*events)
+    await world.send(events[2])  # a redelivered evaluation changes nothing
+    from_a = await world.assigned(a, 2, settle_s=2.0)
+    from_b = await world.assigned(b, 1, settle_s=1.0)
+    assert len(from_a) == 2
+    assert len(from_b) == 1
+    assert {e["type"] for e in from_a} == {"nl.maatwerk.signal.assigned"}
+    assert all(e["data"]["organisation"] == a for e in from_a)
+    for event in from_a + from_b:  # no case file, no case reference
+        text = json.dumps(event)
+        assert events[2].data.case_id not in text
+        assert events[2].data.case_number not in text
+    signal = await world.signal(from_b[0]["subject"])
+    assert signal["order"] == "1"
+    assert signal["organisations"] == [a, b]
+    listed = (await world.client.get("/signals", headers=world.org(b))).json()
+    assert [s["id"] for s in listed["items"]] == [signal["id"]]  # b sees only its own
+
+
+async def test_answers_over_http_update_the_signal_and_are_audited(world: World) -> None:
+    a, b = world.org_a, world.org_b
+    (sid,) = await world.evaluate(learning_point("lp1", (a,)))
+    url = f"/signals/{sid}/responses"
+
+    r = await world.client.post(url, json={"status": "received"}, headers=world.org(a))
+    assert r.status_code == 200, r.text
+    assert r.json()["assignments"][0]["status"] == "received"
+
+    # an organisation that is not an assignee: refused, nothing changes
+    before = await world.client.get(f"/signals/{sid}/audit", headers=world.staff())
+    r = await world.client.post(
+        url, json={"status": "measure_taken", "explanation": "x"}, headers=world.org(b)
+    )
+    assert r.status_code == 403
+    after = await world.client.get(f"/signals/{sid}/audit", headers=world.staff())
+    assert after.json() == before.json()
+    assert (await world.client.get(f"/signals/{sid}", headers=world.org(b))).status_code == 404
+
+    # bad input: 422 naming the field
+    r = await world.client.post(url, json={"status": "done"}, headers=world.org(a))
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "status"
+    r = await world.client.post(url, json={"status": "measure_taken"}, headers=world.org(a))
+    assert r.status_code == 422
+    assert r.json()["field"] == "explanation"
+    r = await world.client.post(
+        url,
+        json={"status": "no_action", "explanation": "client 123456782 moved"},  # a BSN
+        headers=world.org(a),
+    )
+    assert r.status_code == 422
+    assert "explanation" in r.json()["detail"]
+    r = await world.client.post(url, json={"status": "received"}, headers=world.org(a, "x"))
+    assert r.status_code == 403
+
+    r = await world.client.post(
+        url,
+        json={"status": "measure_taken", "explanation": "werkinstructie aangepast"},
+        headers=world.org(a),
+    )
+    assert r.status_code == 200
+    assert r.json()["status"] == "closed"
+
+    # a concluded assignment cannot move again: 409 naming the allowed next states
+    r = await world.client.post(url, json={"status": "in_progress"}, headers=world.org(a))
+    assert r.status_code == 409
+    assert r.json()["allowed"] == []
+    trail = (await world.client.get(f"/signals/{sid}/audit", headers=world.staff())).json()
+    assert [e["action"] for e in trail] == [
+        "signal.created",
+        "signal.answered.received",
+        "signal.answered.measure_taken",
+    ]
+    assert trail[1]["actor"] == f"{a}:amb-{a}"
+    assert trail[2]["new"]["assignments"] == {a: "measure_taken"}
+    assert (
+        await world.client.get(f"/signals/{sid}/audit", headers=world.org(a))
+    ).status_code == 403
+
+
+async def test_answers_on_the_response_topic_and_a_forward(world: World) -> None:
+    a, b = world.org_a, world.org_b
+    (sid,) = await world.evaluate(learning_point("lp1", (a,)))
+
+    def response(org: str, status: ResponseStatus, **extra: Any) -> Any:
+        data = SignalResponse(signal_id=sid, organisation=org, status=status, **extra)
+        return new_event(data, subject=sid, source=ORG)
+
+    # from b, not an assignee: dead-lettered, nothing changes; and a's answer on b's topic
+    # is refused too (ACLs aside, the topic names the speaker)
+    stranger = response(b, ResponseStatus.NO_ACTION, explanation="not ours")
+    wrong_topic = response(a, ResponseStatus.RECEIVED)
+    await publish(world.bootstrap, signals_responses_topic(b), stranger, wrong_topic)
+    dlq = await read_topic(world.bootstrap, dead_letter_topic(signals_responses_topic(b)), count=2)
+    errors = {json.loads(r.value)["id"]: dict(r.headers)["x-dlq-error"].decode() for r in dlq}
+    assert f"not assigned to {b}" in errors[str(stranger.id)]
+    assert "response topic" in errors[str(wrong_topic.id)]
+    untouched = await world.signal(sid)
+    assert untouched["assignments"][0]["status"] == "assigned"
+
+    forward = response(a, ResponseStatus.FORWARDED, forward_to=b)
+    await publish(world.bootstrap, signals_responses_topic(a), forward, forward)  # twice
+    signal = await world.signal(sid, lambda s: s["organisations"] == [b])
+    assert [x["status"] for x in signal["assignments"]] == ["forwarded", "assigned"]
+    assert len(signal["assignments"][0]["answers"]) == 1  # the redelivery changed nothing
+    got = await world.assigned(b, 1, settle_s=1.0)
+    assert [e["data"]["signal_id"] for e in got] == [sid]
+    trail = (await world.client.get(f"/signals/{sid}/audit", headers=world.staff())).json()
+    assert [e["action"] for e in trail] == ["signal.created", "signal.answered.forwarded"]
+
+
+async def test_pmm_staff_reassign_add_and_merge(world: World) -> None:
+    a, b = world.org_a, world.org_b
+    first, duplicate = await world.evaluate(
+        learning_point("lp1", (a,)), learning_point("lp2", (a, b))
+    )
+    staff = world.staff()
+    r = await world.client.post(
+        f"/signals/{first}/reassign",
+        json={"from_organisation": a, "to_organisation": b, "reason": "SZW owns this rule"},
+        headers=world.org(a),
+    )
+    assert r.status_code == 403
+    r = await world.client.post(
+        f"/signals/{first}/reassign",
+        json={"from_organisation": a, "to_organisation": "NOT VALID", "reason": "x"},
+        headers=staff,
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "to_organisation"
+    r = await world.client.post(
+        f"/signals/{first}/reassign",
+        json={"from_organisation": a, "to_organisation": b, "reason": "SZW owns this rule"},
+        headers=staff,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["organisations"] == [b]
+    r = await world.client.post(
+        f"/signals/{first}/assignees", json={"organisation": b, "reason": "again"}, headers=staff
+    )
+    assert r.status_code == 422
+    assert r.json()["field"] == "organisation"
+    r = await world.client.post(
+        f"/signals/{first}/assignees", json={"organisation": a, "reason": "both"}, headers=staff
+    )
+    assert r.json()["organisations"] == [b, a]
+
+    r = await world.client.post(
+        f"/signals/{duplicate}/merge", json={"into": first, "reason": "same lesson"}, headers=staff
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "merged"
+    assert r.json()["merged_into"] == first
+    target = (await world.client.get(f"/signals/{first}", headers=staff)).json()
+    assert target["merged_from"] == [duplicate]
+    r = await world.client.post(
+        f"/signals/{duplicate}/responses", json={"status": "received"}, headers=world.org(a)
+    )
+    assert r.status_code == 409
+    assert r.json()["merged_into"] == first
+    trail = (await world.client.get(f"/signals/{first}/audit", headers=staff)).json()
+    assert [e["action"] for e in trail] == [
+        "signal.created",
+        "signal.reassigned",
+        "signal.assignee_added",
+        "signal.merged_from",
+    ]
+    assert trail[1]["reason"] == "SZW owns this rule"
+    assert trail[1]["actor"] == f"pmm:staff-{world.unique}"
+
+
+async def test_silent_organisations_are_asked_again(world: World) -> None:
+    a, b = world.org_a, world.org_b
+    (sid,) = await world.evaluate(learning_point("lp1", (a, b)))
+    await world.client.post(
+        f"/signals/{sid}/responses",
+        json={"status": "no_action", "explanation": "outside our mandate"},
+        headers=world.org(b),
+    )
+    deps: uc.Deps = world.deps
+    assert await uc.send_reminders(deps) == 0  # nobody is late yet
+    later = dataclasses.replace(
+        deps, now=lambda: datetime.now(UTC) + timedelta(days=deps.term_days + 1)
+    )
+    assert await uc.send_reminders(later) == 1  # a, not b who answered
+    assert await uc.send_reminders(later) == 0  # a new term started
+    records = await world.assigned(a, 2, settle_s=1.0)
+    assert [r["type"] for r in records] == [
+        "nl.maatwerk.signal.assigned",
+        "nl.maatwerk.signal.followup_requested",
+    ]
+    assert records[1]["data"]["reminder"] == 1
+    signal = await world.signal(sid)
+    assert signal["assignments"][0]["reminders"] == 1
+    assert signal["assignments"][1]["reminders"] == 0
+    assert len(await world.assigned(b, 1, settle_s=1.0)) == 1  # b answered: no reminder
+
+
+async def test_monitor_export_and_yearly_report(world: World, unique: str) -> None:
+    a, b = world.org_a, world.org_b
+    year = 2040 + int(unique[:4], 16) % 50  # a year no other test writes
+    closed = datetime(year, 3, 10, 12, 0, tzinfo=UTC)
+    ict = BottleneckType.ICT
+    for n in range(3):
+        await world.evaluate(
+            learning_point(f"p{n}", (a,), regulation="Wet X art. 1"),
+            learning_point(f"q{n}", (b,), btype=ict, order=LearningOrder.SECOND, regulation=None),
+            closed_at=closed + timedelta(days=40 * n),
+            kind=SubmitterKind.CARE_INSTITUTION if n == 2 else SubmitterKind.MUNICIPALITY,
+            duration_days=7 * (n + 6),
+        )
+    staff = world.staff()
+    r = await world.client.get("/monitor", params={"threshold": 3}, headers=staff)
+    candidates = r.json()["candidates_for_order_3"]
+    mine = [c for c in candidates if c["organisation"] in (a, b)]
+    assert {(c["organisation"], c["bottleneck_type"], c["cases"]) for c in mine} == {
+        (a, "laws_and_regulations", 3),
+        (b, "ict", 3),
+    }
+    assert next(c for c in mine if c["organisation"] == a)["regulation_reference"] == "wet x art. 1"
+    r = await world.client.get("/monitor", params={"threshold": 4}, headers=staff)
+    assert not [c for c in r.json()["candidates_for_order_3"] if c["organisation"] in (a, b)]
+    assert (await world.client.get("/monitor", headers=world.org(a))).status_code == 403
+
+    # an answer with a measure, for the report's examples
+    _, sid = await world.evaluate(
+        learning_point("x1", (a,)),
+        learning_point("x2", (b,)),
+        closed_at=closed + timedelta(days=200),
+        duration_days=49,
+    )
+    await world.client.post(
+        f"/signals/{sid}/responses",
+        json={"status": "measure_taken", "explanation": "ICT-koppeling hersteld"},
+        headers=world.org(b),
+    )
+
+    r = await world.client.get("/signals/export", params={"year": year}, headers=staff)
+    rows = r.json()
+    assert len(rows) == 8
+    assert "case_id" not in rows[0]
+    r = await world.client.get(
+        "/signals/export", params={"year": year, "format": "csv"}, headers=staff
+    )
+    assert r.headers["content-type"].startswith("text/csv")
+    assert len(r.text.strip().splitlines()) == 9
+    assert (await world.client.get("/signals/export", headers=world.org(a))).status_code == 403
+
+    report = (await world.client.get(f"/reports/{year}", headers=staff)).json()
+    assert report["cases_closed"] == 4
+    kinds = {k["key"]: k["n"] for k in report["by_submitter_kind"]}
+    assert kinds["municipality"] == 3
+    assert kinds["care_institution"] == 1
+    assert report["duration_weeks"] == {"average": 7.0, "median": 7.0}
+    assert {o["key"]: o["n"] for o in report["learning_points_by_order"]} == {
+        "1": 0,
+        "2": 3,
+        "3": 5,
+    }
+    assert [m["n"] for m in report["closed_per_month"]][:9] == [0, 0, 1, 1, 1, 0, 0, 0, 1]
+    assert {d["key"]: d["n"] for d in report["life_domains"]}["income"] == 4
+    assert {d["key"]: d["n"] for d in report["bottleneck_types"]}["ict"] == 3
+    by_org = {o["organisation"]: o for o in report["signals_by_organisation"]}
+    assert by_org[b]["statuses"]["measure_taken"] == 1
+    assert by_org[a]["total"] == 4
+    assert report["measures_examples"][0]["measure"] == "ICT-koppeling hersteld"
+
+    page = await world.client.get(f"/reports/{year}", params={"format": "html"}, headers=staff)
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"Jaarrapportage systeemleren {year}" in page.text
+    assert page.text.count("<svg") == 7
+    csv_text = (
+        await world.client.get(f"/reports/{year}", params={"format": "csv"}, headers=staff)
+    ).text
+    assert "summary,cases_closed,Afgesloten casussen,4" in csv_text
+    r = await world.client.get("/reports/1999", headers=staff)
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "year"
+    r = await world.client.get(f"/reports/{year}", headers=world.org(a))
+    assert r.status_code == 403
+
+    # the command writes the same report from the service's database
+    settings = world.app.state.platform.settings
+    html = await write_report(settings, year, "html")
+    assert "ICT-koppeling hersteld" in html
+
+
+async def test_anyone_needs_a_token(world: World) -> None:
+    assert (await world.client.get("/signals")).status_code == 401
+    r = await world.client.get(
+        "/signals", headers=bearer(world.issuer, world.org_a, Role.AMBASSADOR)
+    )
+    assert r.json()["total"] == 0
+    r = await world.client.get(
+        "/signals",
+        params={"organisation": world.org_b},
+        headers=bearer(world.issuer, world.org_a, Role.AMBASSADOR),
+    )
+    assert r.status_code == 403
