@@ -22,7 +22,9 @@ DESCRIPTION = (
 
 ERROR_STATUSES: dict[type[Exception], int] = {
     model.ForbiddenTransition: 409,
+    model.NotInState: 409,
     model.RuleViolation: 422,
+    model.UnknownPart: 404,
     uc.NotFound: 404,
     uc.Forbidden: 403,
     uc.Conflict: 409,
@@ -48,6 +50,7 @@ def create_app(settings: LoketSettings | None = None) -> FastAPI:
         consultation_days=settings.consultation_working_days,
         case_weeks=settings.case_weeks,
         warn_days=settings.deadline_warning_days,
+        retention_days=settings.retention_days,
     )
     platform.on_startup(repo.create_indexes)
 
@@ -71,6 +74,9 @@ def create_app(settings: LoketSettings | None = None) -> FastAPI:
     )
     platform.periodic(
         "deadline-scan", settings.deadline_scan_interval_s, lambda: uc.scan_deadlines(deps)
+    )
+    platform.periodic(
+        "retention", settings.retention_scan_interval_s, lambda: uc.anonymise_expired(deps)
     )
     app = platform.http_app(
         title=TITLE, description=DESCRIPTION, routers=[router()], error_statuses=ERROR_STATUSES

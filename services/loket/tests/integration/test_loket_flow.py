@@ -61,25 +61,32 @@ async def loket(
         REGISTER_ORGANISATIONS,
         *[new_event(o, subject=o.code, source=SOURCE) for o in orgs],
     )
-    person = ProfessionalState(
-        id=director,
-        organisation="pmm",
-        name="Regie",
-        email="r@x.nl",
-        roles=(Role.CASE_DIRECTOR,),
-        last_verified_on=date(2026, 1, 1),
-        version=1,
-    )
+    people = [
+        ProfessionalState(
+            id=pid,
+            organisation=organisation,
+            name=pid,
+            email=f"{pid}@example.nl",
+            roles=(role,),
+            last_verified_on=date(2026, 1, 1),
+            version=1,
+        )
+        for pid, organisation, role in (
+            (director, "pmm", Role.CASE_DIRECTOR),
+            (f"uwv-amb-{unique}", "uwv", Role.AMBASSADOR),
+        )
+    ]
     await publish(
         infra.kafka_bootstrap,
         REGISTER_PROFESSIONALS,
-        new_event(person, subject=director, source=SOURCE),
+        *[new_event(p, subject=p.id, source=SOURCE) for p in people],
     )
     app = create_app(make_settings(LoketSettings))
     client = await serve(app)
     register = app.state.deps.register
     await eventually(lambda: register.is_member(org), timeout_s=60)
     await eventually(lambda: register.professional(director), timeout_s=60)
+    await eventually(lambda: register.with_role("ambassador", "uwv"), timeout_s=60)
     return client, org, director
 
 
@@ -138,7 +145,6 @@ async def test_a_case_from_submission_to_evaluation_end_to_end(
         json={
             "learning_points": [
                 {
-                    "id": "lp-1",
                     "order": "3",
                     "organisations": ["uwv"],
                     "bottleneck": {
@@ -186,13 +192,13 @@ async def test_case_numbers_are_unique_under_concurrent_submissions(
     client, org, _ = loket
     professional = bearer(issuer, org, "maatwerk_professional")
     responses = await asyncio.gather(
-        *[client.post("/cases", headers=professional, json=submission()) for _ in range(30)]
+        *[client.post("/cases", headers=professional, json=submission()) for _ in range(50)]
     )
-    numbers = [r.json()["number"] for r in responses]
     assert all(r.status_code == 201 for r in responses)
-    assert len(set(numbers)) == 30
+    numbers = [r.json()["number"] for r in responses]
+    assert len(set(numbers)) == 50
     sequence = sorted(int(n.rsplit("-", 1)[1]) for n in numbers)
-    assert sequence == list(range(sequence[0], sequence[0] + 30))  # no gaps
+    assert sequence == list(range(1, 51))  # a fresh database: no gaps, nothing reused
 
 
 async def test_access_bad_input_and_forbidden_transitions(

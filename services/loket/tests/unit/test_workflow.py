@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from itertools import product
 
 import pytest
 
+from pmm_contracts.events import cases as ev
 from pmm_contracts.events.cases import Bottleneck, CaseOutcome, LearningPoint, Urgency
-from pmm_contracts.vocabulary import BottleneckType, LearningOrder
+from pmm_contracts.vocabulary import BottleneckSubtype, BottleneckType, LearningOrder
 from pmm_loket.domain.model import (
     ALLOWED_TRANSITIONS,
+    ANONYMISED,
     Case,
+    Consultation,
     DeclineReason,
     ForbiddenTransition,
+    NotInState,
     Punctuality,
     RuleViolation,
     Status,
     WorkingDays,
     case_number,
+    check_bottleneck,
+    from_cents,
+    late_limit,
     punctuality,
+    to_cents,
 )
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -43,6 +52,7 @@ def case(status: Status = Status.SUBMITTED) -> Case:
         legal_basis="consent",
         submitted_at=NOW,
         intake_due=date(2026, 11, 30),
+        triaged_at=NOW,
         case_due=date(2027, 1, 18),
         case_director_id="d1",
     )
@@ -58,6 +68,15 @@ def point() -> LearningPoint:
     )
 
 
+def consultation(due: date = date(2026, 11, 30)) -> Consultation:
+    return Consultation(
+        id="k1", organisation="uwv", question="can it restart?", requested_on=NOW.date(), due=due
+    )
+
+
+# The table ---------------------------------------------------------------------------------
+
+
 def test_every_status_is_in_the_table() -> None:
     assert set(ALLOWED_TRANSITIONS) == set(Status)
 
@@ -66,8 +85,9 @@ def test_every_status_is_in_the_table() -> None:
 def test_every_edge_of_the_table(start: Status, target: Status) -> None:
     c = case(start)
     if target in ALLOWED_TRANSITIONS[start]:
-        c._move(target)
+        event = c._move(target, "why")
         assert c.status == target
+        assert (event.from_status, event.to_status) == (start.value, target.value)
     else:
         with pytest.raises(ForbiddenTransition) as caught:
             c._move(target)
@@ -78,17 +98,102 @@ def test_every_edge_of_the_table(start: Status, target: Status) -> None:
         assert c.status == start
 
 
+def test_end_states_are_final_and_every_open_state_can_reach_closed() -> None:
+    assert ALLOWED_TRANSITIONS[Status.DECLINED] == frozenset()
+    assert ALLOWED_TRANSITIONS[Status.EVALUATED] == frozenset()
+    reachable = {Status.SUBMITTED}
+    while True:
+        more = {t for s in reachable for t in ALLOWED_TRANSITIONS[s]} - reachable
+        if not more:
+            break
+        reachable |= more
+    assert reachable == set(Status)
+
+
+# Intake ------------------------------------------------------------------------------------
+
+
 def test_triage_accept_sets_the_case_deadline_and_decline_needs_a_reason() -> None:
     c = case()
-    (event,) = c.triage(True, None, date(2026, 11, 23), WorkingDays(), 8)
+    (event,) = c.triage(True, None, NOW, 8)
     assert c.status == Status.ACCEPTED
     assert c.case_due == date(2027, 1, 18)
-    assert event.accepted is True  # type: ignore[attr-defined]
+    assert c.case_limit == date(2027, 5, 10)  # 3 x 8 weeks
+    assert c.intake_result == "on_time"
+    assert isinstance(event, ev.CaseTriaged)
+    assert event.accepted
     with pytest.raises(RuleViolation, match="decline_reason"):
-        case().triage(False, None, date(2026, 11, 23), WorkingDays(), 8)
+        case().triage(False, None, NOW, 8)
+    with pytest.raises(RuleViolation, match="no decline_reason"):
+        case().triage(True, DeclineReason.DUPLICATE, NOW, 8)
     declined = case()
-    declined.triage(False, DeclineReason.NOT_TRIED_LOCALLY, date(2026, 11, 23), WorkingDays(), 8)
+    declined.triage(False, DeclineReason.NOT_TRIED_LOCALLY, datetime(2026, 12, 2, tzinfo=UTC), 8)
     assert declined.status == Status.DECLINED
+    assert declined.decline_reason == "not_tried_locally"
+    assert declined.intake_result == "late"
+
+
+def test_assign_moves_an_accepted_case_in_progress_and_reassign_keeps_the_previous() -> None:
+    c = case(Status.ACCEPTED)
+    c.case_director_id = None
+    (_first,) = c.assign("d1")
+    assert c.status == Status.IN_PROGRESS
+    (second,) = c.assign("d2")
+    assert isinstance(second, ev.CaseAssigned)
+    assert (second.case_director_id, second.previous_case_director_id) == ("d2", "d1")
+    with pytest.raises(RuleViolation, match="already"):
+        c.assign("d2")
+    with pytest.raises(NotInState) as caught:
+        case(Status.CLOSED).assign("d3")
+    assert caught.value.problem_extra is not None
+    assert caught.value.problem_extra["allowed"] == ["evaluated", "in_progress"]
+
+
+def test_a_bottleneck_subtype_belongs_to_laws_and_regulations_only() -> None:
+    check_bottleneck(
+        Bottleneck(
+            type=BottleneckType.LAWS_AND_REGULATIONS,
+            subtype=BottleneckSubtype.INTERPRETATION_UNCLEAR,
+        )
+    )
+    with pytest.raises(RuleViolation, match="laws_and_regulations"):
+        check_bottleneck(
+            Bottleneck(type=BottleneckType.ICT, subtype=BottleneckSubtype.NOT_FORESEEN)
+        )
+
+
+# Handling ----------------------------------------------------------------------------------
+
+
+def test_consultations_only_while_handling_and_answered_once() -> None:
+    with pytest.raises(NotInState):
+        case(Status.SUBMITTED).request_consultation(consultation())
+    with pytest.raises(RuleViolation, match="future"):
+        case(Status.IN_PROGRESS).request_consultation(consultation(due=NOW.date()))
+    c = case(Status.IN_PROGRESS)
+    (asked,) = c.request_consultation(consultation())
+    assert isinstance(asked, ev.ConsultationRequested)
+    assert asked.due == date(2026, 11, 30)
+    (answered,) = c.answer_consultation("k1", "yes", date(2026, 12, 1))
+    assert isinstance(answered, ev.ConsultationAnswered)
+    assert answered.on_time is False
+    assert c.consultations[0].result == "late"
+    with pytest.raises(RuleViolation, match="already"):
+        c.answer_consultation("k1", "again", date(2026, 12, 1))
+
+
+def test_suspend_needs_a_future_resume_date_and_resume_clears_it() -> None:
+    c = case(Status.IN_PROGRESS)
+    with pytest.raises(RuleViolation, match="future"):
+        c.suspend("waiting for court", NOW.date(), NOW.date())
+    (event,) = c.suspend("waiting for court", date(2026, 12, 10), NOW.date())
+    assert c.status == Status.ON_HOLD
+    assert c.on_hold is not None
+    assert isinstance(event, ev.CaseStatusChanged)
+    assert event.reason == "waiting for court"
+    c.resume("court decided")
+    assert c.status == Status.IN_PROGRESS
+    assert c.on_hold is None
 
 
 def test_escalation_only_while_in_progress() -> None:
@@ -97,22 +202,84 @@ def test_escalation_only_while_in_progress() -> None:
     c = case(Status.IN_PROGRESS)
     events = c.escalate("r1", ["uwv"], "all tried", "who pays?", "d1")
     assert c.status == Status.ESCALATED
-    assert type(events[-1]).__name__ == "EscalationRequested"
-    assert c.escalation_update("refused", {"reason": "not admissible"})
+    request = events[-1]
+    assert isinstance(request, ev.EscalationRequested)
+    assert request.request_id == "r1"
+
+
+def test_the_lets_answers_apply_to_the_current_escalation_only() -> None:
+    c = case(Status.IN_PROGRESS)
+    assert c.escalation_update("e0", "refused", {}) == []  # no escalation: nothing happens
+    c.escalate("r1", ["uwv"], "all tried", "who pays?", "d1")
+    assert c.escalation_update("e1", "opened", {}, request_id="other") == []
+    assert c.escalation is not None
+    assert "escalation_id" not in c.escalation
+    c.escalation_update("e1", "opened", {}, request_id="r1")
+    c.escalation_update("e1", "admitted", {"reason": None})
+    assert c.escalation_update("e9", "refused", {"reason": "x"}) == []  # someone else's
+    assert c.status == Status.ESCALATED
+    (back,) = c.escalation_update("e1", "concluded", {"outcome": "breakthrough"})
+    assert isinstance(back, ev.CaseStatusChanged)
+    assert back.reason == "LET: concluded"
     assert c.status == Status.IN_PROGRESS
+    assert c.escalation["status"] == "concluded"
+    assert c.escalation_update("e1", "withdrawn", {}) == []  # final already
+    assert c.escalation["status"] == "concluded"
 
 
-def test_close_and_evaluate() -> None:
+def test_bridging_keeps_money_in_cents_and_follows_the_application() -> None:
+    with pytest.raises(NotInState):
+        case(Status.ON_HOLD).request_bridging(bridging_request(), NOW.date())
+    c = case(Status.IN_PROGRESS)
+    c.request_bridging(bridging_request(), NOW.date())
+    assert c.bridging[0]["estimated_amount_cents"] == 1_234_550
+    c.bridging_update("a1", {"status": "received"}, request_id="r1")
+    c.bridging_update("a1", {"status": "approved"}, booking=("payment", 50_000))
+    c.bridging_update("a1", {}, booking=("payment", 25_000))
+    assert c.bridging_update("a-unknown", {"status": "approved"}) == []
+    assert c.bridging[0]["status"] == "approved"
+    assert c.bridging[0]["booked_cents"] == {"payment": 75_000}
+    assert len(c.bridging) == 1
+    assert from_cents(to_cents(Decimal("12345.50"))) == Decimal("12345.50")
+
+
+def bridging_request() -> ev.BridgingRequested:
+    return ev.BridgingRequested(
+        case_id="c1",
+        case_number="LMM-2026-0001",
+        request_id="r1",
+        provision="supported housing",
+        provider="Zorg BV",
+        estimated_amount=Decimal("12345.50"),
+        candidate_payers=("gm0363", "zilveren"),
+        dispute="Wmo or Wlz",
+        urgency=Urgency.ACUTE,
+        settle_attempt="two meetings",
+        requested_by="d1",
+    )
+
+
+def test_close_needs_a_reason_unless_solved_and_computes_the_duration() -> None:
+    with pytest.raises(RuleViolation, match="reason"):
+        case(Status.IN_PROGRESS).close(CaseOutcome.NOT_SOLVED, None, NOW)
     c = case(Status.IN_PROGRESS)
     closed = c.close(
         CaseOutcome.PARTLY_SOLVED, "no housing available", datetime(2027, 1, 4, tzinfo=UTC)
     )
-    assert closed[-1].duration_days == 42  # type: ignore[attr-defined]
+    assert isinstance(closed[-1], ev.CaseClosed)
+    assert closed[-1].duration_days == 42
+    assert c.case_result == "on_time"
     with pytest.raises(RuleViolation, match="at least one"):
         c.evaluate([])
     evaluated = c.evaluate([point()])
     assert c.status == Status.EVALUATED
-    assert evaluated[-1].learning_points[0].id == "lp1"  # type: ignore[attr-defined]
+    assert isinstance(evaluated[-1], ev.CaseEvaluated)
+    assert evaluated[-1].learning_points[0].id == "lp1"
+
+
+def test_evaluation_only_after_closing() -> None:
+    with pytest.raises(ForbiddenTransition):
+        case(Status.IN_PROGRESS).evaluate([point()])
 
 
 def test_reopen_only_a_closed_case() -> None:
@@ -123,6 +290,10 @@ def test_reopen_only_a_closed_case() -> None:
     c.reopen("new facts")
     assert c.status == Status.IN_PROGRESS
     assert c.outcome is None
+    assert c.case_result is None
+
+
+# Deadlines ---------------------------------------------------------------------------------
 
 
 def test_dutch_working_days_skip_weekends_and_public_holidays() -> None:
@@ -130,13 +301,18 @@ def test_dutch_working_days_skip_weekends_and_public_holidays() -> None:
     assert days.add(date(2026, 11, 20), 5) == date(2026, 11, 27)  # Fri + 5 = next Fri
     assert days.add(date(2026, 12, 23), 3) == date(2026, 12, 29)  # over Christmas
     assert days.add(date(2026, 4, 24), 2) == date(2026, 4, 29)  # over King's Day (Mon 27th)
+    assert days.add(date(2027, 3, 25), 1) == date(2027, 3, 30)  # Good Friday, Easter Monday
+    assert days.add(date(2027, 5, 5), 1) == date(2027, 5, 7)  # Ascension Day
+    assert not days.is_working_day(date(2027, 5, 17))  # Whit Monday
 
 
 def test_punctuality_on_time_late_and_beyond_three_times_the_term() -> None:
     start, due = date(2026, 1, 1), date(2026, 1, 11)  # a 10-day term
+    assert late_limit(start, due) == date(2026, 1, 31)
     assert punctuality(start, due, date(2026, 1, 11)) == Punctuality.ON_TIME
     assert punctuality(start, due, date(2026, 1, 20)) == Punctuality.LATE
-    assert punctuality(start, due, date(2026, 2, 5)) == Punctuality.VERY_LATE
+    assert punctuality(start, due, date(2026, 1, 31)) == Punctuality.LATE
+    assert punctuality(start, due, date(2026, 2, 1)) == Punctuality.VERY_LATE
 
 
 def test_deadline_warnings_are_sent_once_before_and_once_after() -> None:
@@ -146,8 +322,43 @@ def test_deadline_warnings_are_sent_once_before_and_once_after() -> None:
     assert c.deadline_warnings(date(2026, 11, 29), warn_days=2) == []
     late = c.deadline_warnings(date(2026, 12, 1), warn_days=2)
     assert [(e.deadline, e.overdue) for e in late] == [("intake", True)]  # type: ignore[attr-defined]
+    assert c.deadline_warnings(date(2026, 12, 2), warn_days=2) == []
+
+
+def test_an_overdue_consultation_and_a_passed_resume_date_raise_reminders() -> None:
+    c = case(Status.IN_PROGRESS)
+    c.request_consultation(consultation(due=date(2026, 11, 30)))
+    (reminder,) = c.deadline_warnings(date(2026, 12, 1), warn_days=0)
+    assert isinstance(reminder, ev.DeadlineWarning)
+    assert (reminder.deadline, reminder.reference, reminder.overdue) == ("consultation", "k1", True)
+    c.answer_consultation("k1", "late answer", date(2026, 12, 2))
+    c.suspend("waiting", date(2026, 12, 4), date(2026, 12, 2))
+    (resume,) = c.deadline_warnings(date(2026, 12, 5), warn_days=0)
+    assert (resume.deadline, resume.overdue) == ("resume", True)  # type: ignore[attr-defined]
 
 
 def test_case_numbers() -> None:
     assert case_number(2026, 7) == "LMM-2026-0007"
     assert case_number(2026, 12345) == "LMM-2026-12345"
+
+
+# Retention (AVG, DESIGN.md §4) -------------------------------------------------------------
+
+
+def test_avg_retention_anonymises_the_case_file_but_keeps_the_counts() -> None:
+    with pytest.raises(NotInState):
+        case(Status.IN_PROGRESS).anonymise(NOW)
+    c = case(Status.IN_PROGRESS)
+    c.request_consultation(consultation())
+    c.answer_consultation("k1", "the answer names a person", NOW.date())
+    c.add_note("called the mother", "pmm:d1", NOW)
+    c.close(CaseOutcome.SOLVED, None, NOW)
+    (event,) = c.anonymise(NOW)
+    assert isinstance(event, ev.CaseAnonymised)
+    assert c.household == {"reference": ANONYMISED, "adults": 1, "children": 2}
+    assert c.tried_locally == c.question == c.legal_basis == ANONYMISED
+    assert c.notes == []
+    assert c.consultations[0].answer == c.consultations[0].question == ANONYMISED
+    assert c.life_domains == ["debts", "housing"]
+    assert c.outcome == "solved"
+    assert c.anonymise(NOW) == []  # once

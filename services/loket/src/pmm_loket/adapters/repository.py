@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from pydantic import TypeAdapter
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from pmm_loket.domain.model import Case
+from pmm_loket.domain.model import Case, Punctuality
 from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import AggregateStore, Pending
 
@@ -28,6 +29,20 @@ def case_from(doc: Document) -> Case:
     return _CASE.validate_python({**data, "id": doc["_id"], "version": doc["_version"]})
 
 
+def timeliness_query(deadline: str, wanted: Punctuality, today: date) -> Document:
+    """Cases whose ``deadline`` (intake or case) was met on time, late, or late beyond three
+    times the term: the stored result once done, else where it stands today. Only constant
+    comparisons, so the store evaluates it (no ``$expr``)."""
+    due, limit, result = f"{deadline}_due", f"{deadline}_limit", f"{deadline}_result"
+    t = today.isoformat()
+    running: Document = {
+        Punctuality.ON_TIME: {due: {"$gte": t}},
+        Punctuality.LATE: {due: {"$lt": t}, limit: {"$gte": t}},
+        Punctuality.VERY_LATE: {limit: {"$lt": t}},
+    }[wanted]
+    return {"$or": [{result: wanted.value}, {result: None, **running}]}
+
+
 class CaseRepository:
     def __init__(self, cases: AggregateStore, counters: AsyncCollection[Document]) -> None:
         self.cases = cases
@@ -42,7 +57,7 @@ class CaseRepository:
     async def next_number(self, year: int) -> int:
         """The next sequence number of ``year``: atomic, never reused."""
         counter = await self.counters.find_one_and_update(
-            {"_id": f"case-{year}"},
+            {"_id": year},
             {"$inc": {"seq": 1}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
@@ -65,7 +80,13 @@ class CaseRepository:
         events: Sequence[Pending],
         audit: Document,
         caused_by: str | None = None,
+        scrub_audit: bool = False,
     ) -> bool:
+        """State, events and audit entry in one write; False when the case changed meanwhile.
+
+        ``scrub_audit`` (anonymisation) then drops the old and new values from the trail,
+        keeping who did what, when and why.
+        """
         saved = await self.cases.update(
             case.id,
             expected_version=expected_version,
@@ -74,15 +95,27 @@ class CaseRepository:
             audit=audit,
             caused_by=caused_by,
         )
-        return saved is not None
+        if saved is None:
+            return False
+        if scrub_audit:
+            trail = [
+                {k: v for k, v in entry.items() if k not in ("old", "new")}
+                for entry in saved.get("_audit", [])
+            ]
+            await self.cases.collection.update_one(
+                {"_id": case.id, "_version": saved["_version"], "_audit": {"$size": len(trail)}},
+                {"$set": {"_audit": trail}},
+            )
+        return True
 
-    async def find(self, query: dict[str, Any], limit: int = 500) -> list[Case]:
-        docs = (
-            await self.cases.collection.find(query)
-            .sort("number", ASCENDING)
-            .limit(limit)
-            .to_list(None)
-        )
+    async def applied(self, case_id: str, event_id: str) -> bool:
+        """Whether the event with this id has changed the case already."""
+        found = await self.cases.collection.find_one({"_id": case_id, "_applied": event_id})
+        return found is not None
+
+    async def find(self, query: dict[str, Any], limit: int = 500, skip: int = 0) -> list[Case]:
+        cursor = self.cases.collection.find(query, {"_audit": 0, "_outbox": 0, "_applied": 0})
+        docs = await cursor.sort("number", ASCENDING).skip(skip).limit(limit).to_list(None)
         return [case_from(d) for d in docs]
 
     async def audit_trail(self, case_id: str) -> list[Document]:

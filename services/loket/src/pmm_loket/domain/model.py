@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +19,7 @@ import holidays
 from pmm_contracts.envelope import EventData
 from pmm_contracts.events import cases as ev
 from pmm_contracts.events.cases import CaseOutcome, LearningPoint, Urgency
+from pmm_contracts.vocabulary import BottleneckType
 
 
 class Status(StrEnum):
@@ -101,12 +103,48 @@ class Punctuality(StrEnum):
     VERY_LATE = "very_late"  # beyond 3x the term
 
 
+def late_limit(start: date, due: date) -> date:
+    """The last day that counts as merely late: the start plus three times the term."""
+    return start + 3 * max(due - start, timedelta(days=1))
+
+
 def punctuality(start: date, due: date, end: date) -> Punctuality:
-    """On time, late, or late beyond three times the term (``end`` = closed or today)."""
+    """On time, late, or late beyond three times the term (``end`` = done, or today)."""
     if end <= due:
         return Punctuality.ON_TIME
-    term = max((due - start).days, 1)
-    return Punctuality.VERY_LATE if (end - start).days > 3 * term else Punctuality.LATE
+    return Punctuality.VERY_LATE if end > late_limit(start, due) else Punctuality.LATE
+
+
+OPEN_STATUSES: frozenset[Status] = frozenset(
+    {Status.SUBMITTED, Status.ACCEPTED, Status.IN_PROGRESS, Status.ON_HOLD, Status.ESCALATED}
+)
+HANDLING_STATUSES: frozenset[Status] = frozenset(
+    {Status.IN_PROGRESS, Status.ON_HOLD, Status.ESCALATED}
+)
+
+
+def check_bottleneck(bottleneck: ev.Bottleneck) -> None:
+    """Subtypes exist only for laws and regulations (DESIGN.md §1)."""
+    if bottleneck.subtype is not None and bottleneck.type != BottleneckType.LAWS_AND_REGULATIONS:
+        raise RuleViolation(
+            f"bottleneck subtype {bottleneck.subtype.value} belongs to laws_and_regulations, "
+            f"not to {bottleneck.type.value}"
+        )
+
+
+class NotInState(LoketError):
+    """The action is not possible in the case's current status (HTTP 409)."""
+
+    def __init__(self, action: str, current: Status, required: frozenset[Status]) -> None:
+        needed = sorted(s.value for s in required)
+        super().__init__(
+            f"{action} needs a case that is {' or '.join(needed)}; this one is {current.value}"
+        )
+        self.problem_extra = {
+            "current_status": current.value,
+            "required_status": needed,
+            "allowed": sorted(s.value for s in ALLOWED_TRANSITIONS[current]),
+        }
 
 
 # The case ----------------------------------------------------------------------------------
@@ -114,14 +152,25 @@ def punctuality(start: date, due: date, end: date) -> Punctuality:
 
 @dataclass
 class Consultation:
+    """A question to an organisation (its ambassador or maatwerk professional)."""
+
     id: str
     organisation: str
     question: str
+    requested_on: date
     due: date
     professional_id: str | None = None
+    deputy_for: str | None = None
     answer: str | None = None
     answered_on: date | None = None
-    reminded: bool = False
+    result: str | None = None  # punctuality once answered
+
+    @property
+    def limit(self) -> date:
+        return late_limit(self.requested_on, self.due)
+
+    def punctuality(self, today: date) -> Punctuality:
+        return punctuality(self.requested_on, self.due, self.answered_on or today)
 
 
 @dataclass
@@ -142,7 +191,12 @@ class Case:
     legal_basis: str
     submitted_at: datetime
     intake_due: date
+    intake_limit: date | None = None
+    intake_result: str | None = None  # punctuality of the triage, once triaged
+    triaged_at: datetime | None = None
     case_due: date | None = None
+    case_limit: date | None = None
+    case_result: str | None = None  # punctuality of the case, once closed
     case_director_id: str | None = None
     decline_reason: str | None = None
     consultations: list[Consultation] = field(default_factory=list)
@@ -155,9 +209,11 @@ class Case:
     closed_at: datetime | None = None
     learning_points: list[dict[str, Any]] = field(default_factory=list)
     warnings_sent: list[str] = field(default_factory=list)
+    anonymised_at: datetime | None = None
     version: int = 1
 
     def _move(self, wanted: Status, reason: str | None = None) -> ev.CaseStatusChanged:
+        """The one place where the workflow table is enforced."""
         if wanted not in ALLOWED_TRANSITIONS[self.status]:
             raise ForbiddenTransition(self.status, wanted)
         event = ev.CaseStatusChanged(
@@ -170,24 +226,33 @@ class Case:
         self.status = wanted
         return event
 
+    def _require(self, action: str, statuses: frozenset[Status]) -> None:
+        if self.status not in statuses:
+            raise NotInState(action, self.status, statuses)
+
     # Intake ---------------------------------------------------------------------------------
 
     def triage(
         self,
         accepted: bool,
         decline_reason: DeclineReason | None,
-        today: date,
-        working_days: WorkingDays,
+        now: datetime,
         case_weeks: int,
     ) -> list[EventData]:
+        today = now.date()
         if accepted:
+            if decline_reason is not None:
+                raise RuleViolation("an accepted case has no decline_reason")
             self._move(Status.ACCEPTED)
             self.case_due = today + timedelta(weeks=case_weeks)
+            self.case_limit = late_limit(today, self.case_due)
         else:
             if decline_reason is None:
                 raise RuleViolation("a declined case needs a decline_reason")
             self._move(Status.DECLINED)
             self.decline_reason = decline_reason.value
+        self.triaged_at = now
+        self.intake_result = punctuality(self.submitted_at.date(), self.intake_due, today).value
         return [
             ev.CaseTriaged(
                 case_id=self.id,
@@ -199,11 +264,12 @@ class Case:
         ]
 
     def assign(self, case_director_id: str) -> list[EventData]:
+        """Assign (accepted → in progress) or reassign a case that is being handled."""
         previous = self.case_director_id
         if self.status == Status.ACCEPTED:
             self._move(Status.IN_PROGRESS)
-        elif self.status not in (Status.IN_PROGRESS, Status.ON_HOLD, Status.ESCALATED):
-            raise ForbiddenTransition(self.status, Status.IN_PROGRESS)
+        else:
+            self._require("assigning a regievoerder", HANDLING_STATUSES | {Status.ACCEPTED})
         if previous == case_director_id:
             raise RuleViolation("the case is assigned to this regievoerder already")
         self.case_director_id = case_director_id
@@ -218,12 +284,10 @@ class Case:
 
     # Handling -------------------------------------------------------------------------------
 
-    def _require_handling(self) -> None:
-        if self.status not in (Status.IN_PROGRESS, Status.ESCALATED, Status.ON_HOLD):
-            raise RuleViolation(f"a case that is {self.status.value} is not being handled")
-
     def request_consultation(self, consultation: Consultation) -> list[EventData]:
-        self._require_handling()
+        self._require("a consultation", HANDLING_STATUSES)
+        if consultation.due <= consultation.requested_on:
+            raise RuleViolation("the due date of a consultation lies in the future")
         self.consultations.append(consultation)
         return [
             ev.ConsultationRequested(
@@ -241,10 +305,11 @@ class Case:
     ) -> list[EventData]:
         consultation = next((c for c in self.consultations if c.id == consultation_id), None)
         if consultation is None:
-            raise RuleViolation(f"no consultation {consultation_id!r} on this case")
+            raise UnknownPart(f"no consultation {consultation_id!r} on this case")
         if consultation.answer is not None:
             raise RuleViolation("this consultation has been answered already")
         consultation.answer, consultation.answered_on = answer, today
+        consultation.result = consultation.punctuality(today).value
         return [
             ev.ConsultationAnswered(
                 case_id=self.id,
@@ -254,21 +319,29 @@ class Case:
             )
         ]
 
-    def suspend(self, reason: str, expected_resume: date) -> list[EventData]:
+    def add_note(self, text: str, by: str, now: datetime) -> list[EventData]:
+        if self.anonymised_at is not None:
+            raise NotInState("a note", self.status, frozenset())
+        self.notes.append({"at": now.isoformat(), "by": by, "text": text})
+        return []  # a note is part of the case file: it never leaves the Loket
+
+    def suspend(self, reason: str, expected_resume: date, today: date) -> list[EventData]:
+        if expected_resume <= today:
+            raise RuleViolation("the expected resume date lies in the future")
         event = self._move(Status.ON_HOLD, reason)
         self.on_hold = {"reason": reason, "expected_resume": expected_resume.isoformat()}
         return [event]
 
-    def resume(self) -> list[EventData]:
-        event = self._move(Status.IN_PROGRESS)
+    def resume(self, reason: str | None = None) -> list[EventData]:
+        event = self._move(Status.IN_PROGRESS, reason)
         self.on_hold = None
         return [event]
 
     def reopen(self, reason: str) -> list[EventData]:
-        if self.status != Status.CLOSED:
+        if self.status != Status.CLOSED:  # in_progress is reachable from elsewhere too
             raise ForbiddenTransition(self.status, Status.IN_PROGRESS)
         event = self._move(Status.IN_PROGRESS, reason)
-        self.outcome = self.close_reason = None
+        self.outcome = self.close_reason = self.case_result = None
         self.closed_at = None
         return [event]
 
@@ -280,7 +353,7 @@ class Case:
         question: str,
         requested_by: str,
     ) -> list[EventData]:
-        if self.status != Status.IN_PROGRESS:
+        if self.status != Status.IN_PROGRESS:  # only while in progress (issue 4)
             raise ForbiddenTransition(self.status, Status.ESCALATED)
         request = ev.EscalationRequested(
             case_id=self.id,
@@ -291,45 +364,94 @@ class Case:
             question=question,
             requested_by=requested_by,
         )
-        event = self._move(Status.ESCALATED)
-        self.escalation = {"request_id": request_id, "status": "requested"}
+        event = self._move(Status.ESCALATED, "escalation to the LET requested")
+        self.escalation = {
+            "request_id": request_id,
+            "status": "requested",
+            "organisations": organisations,
+            "justification": justification,
+        }
         return [event, request]
 
-    def escalation_update(self, status: str, detail: dict[str, Any]) -> list[EventData]:
-        """The LET's answer: refused, concluded or withdrawn brings the case back."""
-        if self.escalation is None:
-            raise RuleViolation("no escalation on this case")
-        self.escalation = {**self.escalation, **detail, "status": status}
-        if status in ("refused", "concluded", "withdrawn") and self.status == Status.ESCALATED:
+    def escalation_update(
+        self,
+        escalation_id: str,
+        status: str,
+        detail: dict[str, Any],
+        request_id: str | None = None,
+    ) -> list[EventData]:
+        """The LET's answer. Refused, concluded or withdrawn brings the case back in progress.
+
+        An event of an earlier escalation of this case (or of none) changes nothing.
+        """
+        current = self.escalation
+        if current is None:
+            return []
+        if status == "opened":
+            if request_id != current["request_id"]:
+                return []
+        elif current.get("escalation_id") not in (None, escalation_id):
+            return []
+        if current.get("status") in ESCALATION_FINAL:
+            return []
+        self.escalation = {**current, **detail, "escalation_id": escalation_id, "status": status}
+        if status in ESCALATION_FINAL and self.status == Status.ESCALATED:
             return [self._move(Status.IN_PROGRESS, f"LET: {status}")]
         return []
 
-    def request_bridging(self, request: ev.BridgingRequested) -> list[EventData]:
-        if self.status not in (Status.IN_PROGRESS, Status.ESCALATED):
-            raise RuleViolation("a bridging request needs a case in progress")
+    def request_bridging(self, request: ev.BridgingRequested, today: date) -> list[EventData]:
+        self._require("a bridging request", frozenset({Status.IN_PROGRESS, Status.ESCALATED}))
         self.bridging.append(
             {
                 "request_id": request.request_id,
                 "status": "requested",
-                "estimated_amount": str(request.estimated_amount),
+                "requested_on": today.isoformat(),
+                "provision": request.provision,
+                "provider": request.provider,
+                "candidate_payers": list(request.candidate_payers),
+                "estimated_amount_cents": to_cents(request.estimated_amount),
+                "booked_cents": {},
             }
         )
         return [request]
 
     def bridging_update(
-        self, request_id: str | None, application_id: str, detail: dict[str, Any]
-    ) -> None:
-        for item in self.bridging:
-            if item.get("application_id") == application_id or (
-                request_id and item["request_id"] == request_id
-            ):
-                item.update(detail, application_id=application_id)
-                return
-        self.bridging.append({"request_id": request_id, "application_id": application_id, **detail})
+        self,
+        application_id: str,
+        detail: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        booking: tuple[str, int] | None = None,
+    ) -> list[EventData]:
+        """Decisions and money movements of the overbruggingsprocedure (amounts in cents)."""
+        item = next(
+            (
+                b
+                for b in self.bridging
+                if b.get("application_id") == application_id
+                or (request_id is not None and b["request_id"] == request_id)
+            ),
+            None,
+        )
+        if item is None:
+            return []  # not an application of this case's requests
+        item.update(detail, application_id=application_id)
+        if booking is not None:
+            kind, cents = booking
+            booked = item.setdefault("booked_cents", {})
+            booked[kind] = booked.get(kind, 0) + cents
+        return []
 
     def close(self, outcome: CaseOutcome, reason: str | None, now: datetime) -> list[EventData]:
+        if outcome != CaseOutcome.SOLVED and not reason:
+            raise RuleViolation(
+                "a case that is not (fully) solved is closed with a reason, "
+                "e.g. scarcity of housing or care beds"
+            )
         event = self._move(Status.CLOSED, reason)
         self.outcome, self.close_reason, self.closed_at = outcome.value, reason, now
+        if self.case_due is not None and self.triaged_at is not None:
+            self.case_result = punctuality(self.triaged_at.date(), self.case_due, now.date()).value
         return [
             event,
             ev.CaseClosed(
@@ -345,14 +467,17 @@ class Case:
 
     @property
     def duration_days(self) -> int:
+        """Calendar days from submission to closing."""
         end = self.closed_at or self.submitted_at
-        return max((end.date() - self.submitted_at.date()).days, 0)  # calendar days
+        return max((end.date() - self.submitted_at.date()).days, 0)
 
     def evaluate(self, points: list[LearningPoint]) -> list[EventData]:
         if not points:
             raise RuleViolation("an evaluation has at least one learning point")
+        for point in points:
+            check_bottleneck(point.bottleneck)
         event = self._move(Status.EVALUATED)
-        if self.closed_at is None or self.outcome is None:
+        if self.closed_at is None or self.outcome is None:  # pragma: no cover - by the table
             raise RuleViolation("only a closed case is evaluated")
         self.learning_points = [p.model_dump(mode="json") for p in points]
         return [
@@ -374,25 +499,31 @@ class Case:
 
     # Deadlines ------------------------------------------------------------------------------
 
-    def deadline_warnings(self, today: date, warn_days: int) -> list[EventData]:
-        """Warnings for deadlines that are near or passed, each sent once."""
+    def open_deadlines(self) -> list[tuple[str, str | None, date]]:
+        """(deadline, reference, due) of every deadline that is still running."""
         found: list[tuple[str, str | None, date]] = []
         if self.status == Status.SUBMITTED:
             found.append(("intake", None, self.intake_due))
-        if (
-            self.status in (Status.IN_PROGRESS, Status.ON_HOLD, Status.ESCALATED, Status.ACCEPTED)
-            and self.case_due
-        ):
+        if self.status in OPEN_STATUSES and self.case_due is not None:
             found.append(("case", None, self.case_due))
+        if self.status in HANDLING_STATUSES:
             found.extend(
                 ("consultation", c.id, c.due) for c in self.consultations if c.answer is None
             )
+        if self.status == Status.ON_HOLD and self.on_hold:
+            found.append(("resume", None, date.fromisoformat(self.on_hold["expected_resume"])))
+        return found
+
+    def deadline_warnings(self, today: date, warn_days: int) -> list[EventData]:
+        """A warning when a deadline is near and a reminder when it passed, each sent once."""
         events: list[EventData] = []
-        for deadline, reference, due in found:
+        for deadline, reference, due in self.open_deadlines():
             overdue = today > due
             if not overdue and (due - today).days > warn_days:
                 continue
-            key = f"{deadline}:{reference or ''}:{'overdue' if overdue else 'near'}"
+            key = (
+                f"{deadline}:{reference or ''}:{due.isoformat()}:{'overdue' if overdue else 'near'}"
+            )
             if key in self.warnings_sent:
                 continue
             self.warnings_sent.append(key)
@@ -407,3 +538,44 @@ class Case:
                 )
             )
         return events
+
+    # Retention ------------------------------------------------------------------------------
+
+    def anonymise(self, now: datetime) -> list[EventData]:
+        """AVG retention: strip the case file, keep what the yearly report counts."""
+        self._require(
+            "anonymisation", frozenset({Status.CLOSED, Status.EVALUATED, Status.DECLINED})
+        )
+        if self.anonymised_at is not None:
+            return []
+        self.household = {
+            "reference": ANONYMISED,
+            "adults": self.household.get("adults", 0),
+            "children": self.household.get("children", 0),
+        }
+        self.tried_locally = self.question = self.legal_basis = ANONYMISED
+        self.notes = []
+        for consultation in self.consultations:
+            consultation.question = ANONYMISED
+            consultation.answer = ANONYMISED if consultation.answer is not None else None
+        if self.escalation:
+            self.escalation = {k: v for k, v in self.escalation.items() if k != "justification"}
+        self.anonymised_at = now
+        return [ev.CaseAnonymised(case_id=self.id, case_number=self.number)]
+
+
+ANONYMISED = "[geanonimiseerd]"
+ESCALATION_FINAL = frozenset({"refused", "concluded", "withdrawn"})
+
+
+class UnknownPart(LoketError):
+    """A consultation (or other part) that the case does not have (HTTP 404)."""
+
+
+def to_cents(amount: Decimal) -> int:
+    """Money is stored as integer cents (the store has no Decimal128)."""
+    return int((amount * 100).to_integral_value())
+
+
+def from_cents(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(Decimal("0.01"))

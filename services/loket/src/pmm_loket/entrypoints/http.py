@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
+from pmm_loket.adapters.repository import case_fields
 from pmm_loket.domain.model import ALLOWED_TRANSITIONS, Case, Punctuality, Status
 from pmm_loket.service import commands as c
 from pmm_loket.service import usecases as uc
@@ -31,14 +32,12 @@ def summary(case: Case, d: uc.Deps) -> dict[str, Any]:
         "submitted_at": case.submitted_at.isoformat(),
         "intake_due": case.intake_due.isoformat(),
         "case_due": case.case_due.isoformat() if case.case_due else None,
-        "timeliness": uc.case_timeliness(case, d.today()).value,
+        "timeliness": uc.case_timeliness(case, d.today()),
         "allowed_next": sorted(s.value for s in ALLOWED_TRANSITIONS[case.status]),
     }
 
 
 def detail(case: Case, d: uc.Deps) -> dict[str, Any]:
-    from pmm_loket.adapters.repository import case_fields
-
     return {**case_fields(case), **summary(case, d), "version": case.version}
 
 
@@ -53,16 +52,47 @@ def router() -> APIRouter:
     async def submit(body: c.SubmitCase, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
         return detail(await uc.submit(d, who, body), d)
 
-    @api.get("/cases", summary="Cases you may see; filters: status, regievoerder, timeliness")
+    @api.get(
+        "/cases",
+        summary="Cases you may see",
+        description="Filters: status, regievoerder, open cases only, and punctuality of a "
+        "deadline (intake, case or consultation): on_time, late, or very_late (beyond 3x "
+        "the term).",
+    )
     async def list_cases(
         d: Deps,
         who: CurrentIdentity,
         status: Status | None = None,
         case_director_id: str | None = None,
+        open: bool = False,
         timeliness: Punctuality | None = None,
+        deadline: Literal["intake", "case", "consultation"] = "case",
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
     ) -> list[dict[str, Any]]:
         found = await uc.list_cases(
-            d, who, status=status, case_director_id=case_director_id, timeliness=timeliness
+            d,
+            who,
+            status=status,
+            case_director_id=case_director_id,
+            open_only=open,
+            timeliness=timeliness,
+            deadline=deadline,
+            limit=limit,
+            offset=offset,
+        )
+        return [summary(case, d) for case in found]
+
+    @api.get(
+        "/case-directors/{case_director_id}/cases",
+        summary="A regievoerder's open cases (regievoerders and PMM staff)",
+    )
+    async def director_cases(
+        case_director_id: str, d: Deps, who: CurrentIdentity
+    ) -> list[dict[str, Any]]:
+        uc.require_staff(who)
+        found = await uc.list_cases(
+            d, who, case_director_id=case_director_id, open_only=True, limit=500
         )
         return [summary(case, d) for case in found]
 
@@ -72,9 +102,7 @@ def router() -> APIRouter:
 
     @api.get("/cases/{case_id}/audit", summary="Audit trail: actor, time, action, reason")
     async def audit(case_id: str, d: Deps, who: CurrentIdentity) -> list[dict[str, Any]]:
-        uc.require_staff(who)
-        await uc.get_case(d, who, case_id)
-        return await d.repo.audit_trail(case_id)
+        return await uc.audit_trail(d, who, case_id)
 
     @api.post("/cases/{case_id}/triage")
     async def triage(case_id: str, body: c.Triage, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
@@ -111,8 +139,10 @@ def router() -> APIRouter:
         return detail(await uc.suspend(d, who, case_id, body), d)
 
     @api.post("/cases/{case_id}/resume")
-    async def resume(case_id: str, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
-        return detail(await uc.resume(d, who, case_id), d)
+    async def resume(
+        case_id: str, d: Deps, who: CurrentIdentity, body: c.Resume | None = None
+    ) -> dict[str, Any]:
+        return detail(await uc.resume(d, who, case_id, body or c.Resume()), d)
 
     @api.post("/cases/{case_id}/reopen")
     async def reopen(case_id: str, body: c.Reason, d: Deps, who: CurrentIdentity) -> dict[str, Any]:

@@ -11,14 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pmm_contracts.events.cases import (
     Bottleneck,
     CaseOutcome,
-    LearningPoint,
     LegalFramework,
     Money,
     Urgency,
 )
 from pmm_contracts.events.register import OrgCode
 from pmm_contracts.privacy import FreeText, ShortText
-from pmm_contracts.vocabulary import LifeDomain, SubmitterKind
+from pmm_contracts.vocabulary import LearningOrder, LifeDomain, SubmitterKind
 from pmm_loket.domain.model import DeclineReason
 
 HouseholdRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{6,64}$")]
@@ -59,7 +58,10 @@ class Triage(Command):
 
 
 class Assign(Command):
-    case_director_id: str
+    case_director_id: str = Field(
+        description="register id of a professional with role case_director"
+    )
+    reason: ShortText | None = Field(default=None, description="why (re)assigned")
 
 
 class RequestConsultation(Command):
@@ -86,6 +88,10 @@ class Reason(Command):
     reason: ShortText
 
 
+class Resume(Command):
+    reason: ShortText | None = None
+
+
 class Escalate(Command):
     justification: FreeText = Field(min_length=10, description="what was tried")
     question: FreeText = Field(min_length=5, description="the question to the executives")
@@ -107,5 +113,19 @@ class Close(Command):
     reason: ShortText | None = None
 
 
+class LearningPointIn(Command):
+    """A learning point; its id is given by the Loket. The description is anonymised:
+    no names or addresses, and a number passing the BSN eleven-test is refused."""
+
+    order: LearningOrder
+    bottleneck: Bottleneck
+    organisations: Annotated[tuple[OrgCode, ...], Field(min_length=1)] = Field(
+        description="the organisation(s) or ministry concerned"
+    )
+    regulation_reference: ShortText | None = None
+    life_domains: tuple[LifeDomain, ...] = ()
+    description: FreeText = Field(min_length=1)
+
+
 class Evaluate(Command):
-    learning_points: Annotated[tuple[LearningPoint, ...], Field(min_length=1)]
+    learning_points: Annotated[tuple[LearningPointIn, ...], Field(min_length=1, max_length=50)]
