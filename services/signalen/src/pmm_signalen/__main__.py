@@ -12,22 +12,22 @@ import sys
 from pathlib import Path
 
 from pmm_runtime.mongo import create_client
-from pmm_runtime.outbox import AggregateStore
 from pmm_runtime.serve import serve
-from pmm_signalen.adapters.repository import CaseRepository, SignalRepository
+from pmm_signalen.adapters.figures import YearlyFigures
 from pmm_signalen.app import create_app
 from pmm_signalen.service import render
 from pmm_signalen.service.report import yearly_report
 from pmm_signalen.settings import SignalenSettings
 
 
-async def write_report(settings: SignalenSettings, year: int, fmt: str) -> str:
+async def write_report(
+    settings: SignalenSettings, year: int, fmt: str, *, refresh: bool = False
+) -> str:
     client = create_client(settings.mongodb_url, app_name="pmm-signalen-report")
     try:
         db = client[settings.database_name]
-        report = await yearly_report(
-            CaseRepository(db["cases"]), SignalRepository(AggregateStore(db["signals"])), year
-        )
+        figures = YearlyFigures(db["figures"], db["measures"], [db["signals"], db["cases"]])
+        report = await yearly_report(figures, year, refresh=refresh)
     finally:
         await client.close()
     if fmt == "html":
@@ -45,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--year", type=int, required=True)
     report.add_argument("--format", choices=["json", "csv", "html"], default="html")
     report.add_argument("--output", type=Path, default=None, help="file; default stdout")
+    report.add_argument(
+        "--refresh", action="store_true", help="apply pending figure deltas first (full scan)"
+    )
     args = parser.parse_args(argv)
     settings = SignalenSettings()
     if args.command == "report":
-        text = asyncio.run(write_report(settings, args.year, args.format))
+        text = asyncio.run(write_report(settings, args.year, args.format, refresh=args.refresh))
         if args.output:
             args.output.write_text(text, encoding="utf-8")
         else:

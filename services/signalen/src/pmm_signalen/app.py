@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from pmm_contracts.events import signals as ev
 from pmm_contracts.topics import SIGNALEN_SIGNALS
 from pmm_runtime.platform import Platform
+from pmm_signalen.adapters.figures import YearlyFigures
 from pmm_signalen.adapters.repository import CaseRepository, SignalRepository
 from pmm_signalen.adapters.topics import OrgTopics
 from pmm_signalen.domain import model
@@ -46,10 +47,14 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
     # relay publishes SignalAssigned and FollowUpRequested on them through the broker.
     signals = SignalRepository(platform.store("signals"))
     cases = CaseRepository(platform.db["cases"])
+    figures = YearlyFigures(
+        platform.db["figures"], platform.db["measures"], [signals.collection, cases.collection]
+    )
     org_topics = OrgTopics(settings.kafka_bootstrap)
     deps = uc.Deps(
         signals=signals,
         cases=cases,
+        figures=figures,
         source=settings.source,
         term_days=settings.followup_term_days,
         ensure_topics=org_topics.ensure,
@@ -59,6 +64,7 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
     )
     platform.on_startup(signals.create_indexes)
     platform.on_startup(cases.create_indexes)
+    platform.on_startup(figures.create_indexes)
     platform.subscribe(
         settings.cases_topic,
         handler=case_handler(deps),
@@ -75,6 +81,7 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
     platform.periodic(
         "follow-up-reminders", settings.reminder_scan_interval_s, lambda: uc.send_reminders(deps)
     )
+    platform.periodic("yearly-figures", settings.figures_interval_s, figures.run_once)
     app = platform.http_app(
         title=TITLE, description=DESCRIPTION, routers=[router()], error_statuses=ERROR_STATUSES
     )

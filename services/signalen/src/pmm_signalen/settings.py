@@ -15,6 +15,9 @@ class SignalenSettings(ServiceSettings):
         default=42, ge=1, description="days an organisation has to answer before it is asked again"
     )
     reminder_scan_interval_s: float = Field(default=3600.0, gt=0)
+    figures_interval_s: float = Field(
+        default=10.0, gt=0, description="how often pending yearly-figure deltas are applied"
+    )
     monitor_window_days: int = Field(default=365, ge=1, description="window of the monitor")
     monitor_threshold: int = Field(
         default=3, ge=2, description="cases with the same bottleneck that make an order-3 candidate"

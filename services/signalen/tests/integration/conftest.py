@@ -205,6 +205,7 @@ async def world(
     settings = make_settings(
         SignalenSettings,
         reminder_scan_interval_s=3600,
+        figures_interval_s=0.5,
         cases_topic=cases_topic,
         responses_pattern=rf"^pmm\.signalen\.responses\.[ab]{unique[:8]}$",
     )

@@ -17,7 +17,7 @@ from pmm_contracts.topics import (
     signals_responses_topic,
 )
 from pmm_contracts.vocabulary import BottleneckType, LearningOrder, Role, SubmitterKind
-from pmm_runtime.testing import bearer, read_topic
+from pmm_runtime.testing import bearer, eventually, read_topic
 from pmm_signalen.__main__ import write_report
 from pmm_signalen.service import usecases as uc
 
@@ -283,8 +283,12 @@ async def test_monitor_export_and_yearly_report(world: World, unique: str) -> No
     assert len(r.text.strip().splitlines()) == 9
     assert (await world.client.get("/signals/export", headers=world.org(a))).status_code == 403
 
-    report = (await world.client.get(f"/reports/{year}", headers=staff)).json()
-    assert report["cases_closed"] == 4
+    async def current() -> dict[str, Any] | None:  # the figures follow within a second
+        body: dict[str, Any] = (await world.client.get(f"/reports/{year}", headers=staff)).json()
+        done = body["cases_closed"] == 4 and body["measures_examples"]
+        return body if done else None
+
+    report = await eventually(current, timeout_s=20)
     kinds = {k["key"]: k["n"] for k in report["by_submitter_kind"]}
     assert kinds["municipality"] == 3
     assert kinds["care_institution"] == 1
@@ -318,7 +322,7 @@ async def test_monitor_export_and_yearly_report(world: World, unique: str) -> No
 
     # the command writes the same report from the service's database
     settings = world.app.state.platform.settings
-    html = await write_report(settings, year, "html")
+    html = await write_report(settings, year, "html", refresh=True)
     assert "ICT-koppeling hersteld" in html
 
 

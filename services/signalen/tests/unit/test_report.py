@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pmm_signalen.service import render
-from pmm_signalen.service.report import _median, figures
+from pmm_signalen.service.report import _median, build
 
 RAW: dict[str, Any] = {
     "submitter_kind": {"municipality": 3, "care_institution": 1},
@@ -21,28 +21,19 @@ RAW: dict[str, Any] = {
     "follow_up": [("uwv", "measure_taken", 2), ("uwv", "assigned", 1), ("szw", "no_action", 2)],
     "examples": [
         {
-            "_id": "s-1",
+            "signal_id": "s-1",
+            "organisation": "uwv",
             "order": "3",
-            "bottleneck": {"type": "laws_and_regulations"},
+            "bottleneck_type": "laws_and_regulations",
             "regulation_reference": "Participatiewet art. 18",
-            "assignments": [
-                {
-                    "organisation": "uwv",
-                    "status": "measure_taken",
-                    "answers": [
-                        {"status": "received", "explanation": None},
-                        {"status": "measure_taken", "explanation": "werkinstructie <aangepast>"},
-                    ],
-                },
-                {"organisation": "szw", "status": "assigned", "answers": []},
-            ],
+            "measure": "werkinstructie <aangepast>",
         }
     ],
 }
 
 
 def report() -> dict[str, Any]:
-    return figures(2026, RAW, generated_at=datetime(2027, 1, 5, tzinfo=UTC))
+    return build(2026, RAW, generated_at=datetime(2027, 1, 5, tzinfo=UTC))
 
 
 def test_figures() -> None:
@@ -87,7 +78,7 @@ def test_median() -> None:
 
 def test_empty_year() -> None:
     empty = {k: ({} if k not in ("follow_up", "examples") else []) for k in RAW}
-    r = figures(2025, empty)
+    r = build(2025, empty)
     assert r["cases_closed"] == 0
     assert r["duration_weeks"] == {"average": None, "median": None}
     page = render.to_html(r)

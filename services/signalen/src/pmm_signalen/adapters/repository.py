@@ -18,7 +18,7 @@ from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import APPLIED, AUDIT, OUTBOX, AggregateStore, Pending
 from pmm_signalen.domain.model import Signal
 
-HIDDEN = {OUTBOX: 0, AUDIT: 0, APPLIED: 0}
+HIDDEN = {OUTBOX: 0, AUDIT: 0, APPLIED: 0, "_figures": 0}
 
 
 def monitor_keys(signal: Signal) -> list[str]:
@@ -80,12 +80,16 @@ class SignalRepository:
         return list(doc.get(AUDIT) or []) if doc else None
 
     async def add(
-        self, signal: Signal, events: Sequence[Pending], audit: Document, caused_by: str
+        self,
+        signal: Signal,
+        events: Sequence[Pending],
+        audit: Document,
+        caused_by: str,
+        figures: Document | None = None,
     ) -> bool:
         """False when it exists already (a replayed evaluation)."""
-        return await self.store.create(
-            signal.id, signal_fields(signal), events, caused_by=caused_by, audit=audit
-        )
+        state = {**signal_fields(signal), "_figures": [figures] if figures else []}
+        return await self.store.create(signal.id, state, events, caused_by=caused_by, audit=audit)
 
     async def save(
         self,
@@ -94,6 +98,7 @@ class SignalRepository:
         events: Sequence[Pending],
         audit: Document,
         caused_by: str | None = None,
+        figures: Document | None = None,
     ) -> bool:
         saved = await self.store.update(
             signal.id,
@@ -102,6 +107,7 @@ class SignalRepository:
             events=events,
             audit=audit,
             caused_by=caused_by,
+            push={"_figures": figures} if figures else None,
         )
         return saved is not None
 
@@ -147,9 +153,13 @@ class CaseRepository:
     async def create_indexes(self) -> None:
         await self.collection.create_index([("closed_year", ASCENDING)])
 
-    async def upsert(self, case_id: str, fields: Document) -> None:
-        """Idempotent: a redelivered event sets the same values again."""
-        await self.collection.update_one({"_id": case_id}, {"$set": fields}, upsert=True)
+    async def upsert(self, case_id: str, fields: Document, figures: Document | None = None) -> None:
+        """Idempotent: a redelivered event sets the same values again (and queues the same
+        figures delta, which the projector applies once)."""
+        update: Document = {"$set": fields}
+        if figures:
+            update["$push"] = {"_figures": figures}
+        await self.collection.update_one({"_id": case_id}, update, upsert=True)
 
     async def get(self, case_id: str) -> Document | None:
         return await self.collection.find_one({"_id": case_id})

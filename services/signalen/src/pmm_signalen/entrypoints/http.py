@@ -120,7 +120,7 @@ def router() -> APIRouter:
         who: Staff,
         format: c.ReportFormat = "json",
     ) -> Response:
-        report = await rep.yearly_report(d.cases, d.signals, year)
+        report = await rep.yearly_report(d.figures, year)
         if format == "html":
             return HTMLResponse(render.to_html(report))
         if format == "csv":

@@ -1,6 +1,6 @@
-"""Jaarrapportage systeemleren: the yearly report, computed with Mongo aggregation
-($match/$group, and $unwind on the grouped array itself) over the cases and signals this
-service keeps. ``figures`` is pure: it turns the aggregation rows into the report."""
+"""Jaarrapportage systeemleren: the yearly report, from the year's counter buckets that the
+case and signal changes feed (``domain/figures.py``), and the measures kept as examples.
+``build`` is pure: it turns the counters into the report."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pmm_contracts.vocabulary import BottleneckType, LearningOrder, LifeDomain, SubmitterKind
-from pmm_runtime.mongo import Document
-from pmm_signalen.adapters.repository import CaseRepository, SignalRepository, rows
+from pmm_signalen.adapters.figures import YearlyFigures
+from pmm_signalen.domain.figures import split
 from pmm_signalen.domain.model import AssignmentStatus
 
 FOLLOW_UP_LABELS = {
@@ -30,54 +30,26 @@ OUTCOME_LABELS = {
 EXAMPLES = 10
 
 
-async def gather(cases: CaseRepository, signals: SignalRepository, year: int) -> dict[str, Any]:
-    """Every aggregation the report needs, as raw rows."""
-    in_year: Document = {"$match": {"closed_year": year}}
-    signals_in_year: Document = {"$match": {"year": year, "status": {"$ne": "merged"}}}
-
-    async def by(field: str, *, unwind: bool = False) -> dict[Any, int]:
-        pipeline: list[Document] = [in_year]
-        if unwind:
-            pipeline.append({"$unwind": "$" + field})
-        pipeline.append({"$group": {"_id": "$" + field, "n": {"$sum": 1}}})
-        return rows(await cases.aggregate(pipeline))
-
-    follow_up = await signals.aggregate(
-        [
-            signals_in_year,
-            {"$unwind": "$assignments"},
-            {
-                "$group": {
-                    "_id": {
-                        "organisation": "$assignments.organisation",
-                        "status": "$assignments.status",
-                    },
-                    "n": {"$sum": 1},
-                }
-            },
-        ]
-    )
-    examples = await signals.raw(
-        {"year": year, "assignments.status": AssignmentStatus.MEASURE_TAKEN.value},
-        {"order": 1, "bottleneck": 1, "assignments": 1, "regulation_reference": 1},
-        limit=EXAMPLES,
-    )
+async def gather(figures: YearlyFigures, year: int, *, refresh: bool = False) -> dict[str, Any]:
+    """The year's counters and measure examples. The projector applies pending deltas
+    every ``PMM_FIGURES_INTERVAL_S``; ``refresh`` applies them first (a full scan)."""
+    if refresh:
+        await figures.run_once()
+    counts = split(await figures.counts(year))
+    follow_up = []
+    for key, n in counts.get("follow_up", {}).items():
+        org, _, status = key.partition(":")
+        follow_up.append((org, status, n))
     return {
-        "submitter_kind": await by("submitter_kind"),
-        "life_domains": await by("life_domains", unwind=True),
-        "bottleneck_types": await by("bottleneck_types", unwind=True),
-        "outcome": await by("outcome"),
-        "duration_days": await by("duration_days"),
-        "closed_month": await by("closed_month"),
-        "order": rows(
-            await signals.aggregate(
-                [signals_in_year, {"$group": {"_id": "$order", "n": {"$sum": 1}}}]
-            )
-        ),
-        "follow_up": [
-            (row["_id"]["organisation"], row["_id"]["status"], int(row["n"])) for row in follow_up
-        ],
-        "examples": examples,
+        "submitter_kind": counts.get("submitter_kind", {}),
+        "life_domains": counts.get("life_domains", {}),
+        "bottleneck_types": counts.get("bottleneck_types", {}),
+        "outcome": counts.get("outcome", {}),
+        "duration_days": {int(k): n for k, n in counts.get("duration_days", {}).items()},
+        "closed_month": counts.get("closed_month", {}),
+        "order": counts.get("order", {}),
+        "follow_up": follow_up,
+        "examples": await figures.examples(year, EXAMPLES),
     }
 
 
@@ -106,7 +78,7 @@ def _median(histogram: Mapping[int, int]) -> float | None:
     return (nth(total // 2 - 1) + nth(total // 2)) / 2
 
 
-def figures(
+def build(
     year: int, raw: Mapping[str, Any], *, generated_at: datetime | None = None
 ) -> dict[str, Any]:
     """The report from the aggregation rows (pure)."""
@@ -121,29 +93,7 @@ def figures(
     follow_up_totals = {
         s: sum(o.get(s, 0) for o in organisations.values()) for s in FOLLOW_UP_LABELS
     }
-    examples = []
-    for doc in raw["examples"]:
-        for item in doc.get("assignments", []):
-            if item.get("status") != AssignmentStatus.MEASURE_TAKEN.value:
-                continue
-            measure = next(
-                (
-                    a.get("explanation")
-                    for a in reversed(item.get("answers", []))
-                    if a.get("status") == AssignmentStatus.MEASURE_TAKEN.value
-                ),
-                None,
-            )
-            examples.append(
-                {
-                    "signal_id": doc["_id"],
-                    "organisation": item["organisation"],
-                    "order": doc.get("order"),
-                    "bottleneck_type": (doc.get("bottleneck") or {}).get("type"),
-                    "regulation_reference": doc.get("regulation_reference"),
-                    "measure": measure,
-                }
-            )
+    examples = [dict(row) for row in raw["examples"]]
     months = [f"{year:04d}-{m:02d}" for m in range(1, 13)]
     return {
         "title": f"Jaarrapportage systeemleren {year}",
@@ -170,6 +120,6 @@ def figures(
 
 
 async def yearly_report(
-    cases: CaseRepository, signals: SignalRepository, year: int
+    figures: YearlyFigures, year: int, *, refresh: bool = False
 ) -> dict[str, Any]:
-    return figures(year, await gather(cases, signals, year))
+    return build(year, await gather(figures, year, refresh=refresh))

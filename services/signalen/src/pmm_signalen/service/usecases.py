@@ -17,7 +17,9 @@ from pmm_contracts.vocabulary import Role
 from pmm_runtime.auth import Identity
 from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import Outgoing, audit_entry
+from pmm_signalen.adapters.figures import YearlyFigures
 from pmm_signalen.adapters.repository import CaseRepository, SignalRepository
+from pmm_signalen.domain import figures as fig
 from pmm_signalen.domain.model import Signal, SignalError, SignalStatus
 from pmm_signalen.service import commands as c
 
@@ -45,6 +47,7 @@ async def _no_topics(org: str) -> None:
 class Deps:
     signals: SignalRepository
     cases: CaseRepository
+    figures: YearlyFigures
     source: str
     term_days: int = 42
     ensure_topics: EnsureTopics = _no_topics
@@ -161,6 +164,7 @@ async def evaluate(deps: Deps, event: CloudEvent[Any]) -> int:
             "learning_points": len(data.learning_points),
             **_closed_fields(data.closed_at, data.submitted_at, data.duration_days),
         },
+        fig.case_delta(data),
     )
     created = 0
     now = deps.now()
@@ -181,6 +185,7 @@ async def evaluate(deps: Deps, event: CloudEvent[Any]) -> int:
                 at=now,
             ),
             caused_by=str(event.id),
+            figures=fig.signal_delta(fig.follow_up_counts(None), signal, f"{signal.id}:v1"),
         )
         created += int(added)
     if created:
@@ -214,6 +219,7 @@ async def _change(
         if caused_by and await deps.signals.is_applied(signal_id, caused_by):
             return signal
         before = _snapshot(signal)
+        counted = fig.follow_up_counts(signal)
         events = change(signal)
         await _ensure_topics_for(deps, events)
         expected = signal.version
@@ -225,6 +231,7 @@ async def _change(
                 actor=actor, action=action, reason=reason, old=before, new=_snapshot(signal)
             ),
             caused_by=caused_by,
+            figures=fig.signal_delta(counted, signal, f"{signal.id}:v{expected + 1}"),
         )
         if saved:
             signal.version = expected + 1

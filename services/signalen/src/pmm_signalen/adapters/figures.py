@@ -1,0 +1,112 @@
+"""The yearly figures: bucket documents of counters, fed from the ``_figures`` deltas that
+signal and case documents carry (written atomically with the change that caused them).
+
+The projector applies each delta once: the bucket update is conditional on the delta id
+not being in the bucket's ``_applied`` list, and pushes it there in the same write. A
+crash after applying and before removing the delta from its source only means the delta
+is skipped next time. Measures taken are kept as examples in ``measures`` (one per
+bucket, so at most 64 a year).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from pmm_runtime.mongo import Document
+from pmm_signalen.domain.figures import Delta
+
+FIGURES = "_figures"
+APPLIED = "_applied"
+
+
+class YearlyFigures:
+    def __init__(
+        self,
+        figures: AsyncCollection[Document],
+        measures: AsyncCollection[Document],
+        sources: Sequence[AsyncCollection[Document]],
+        *,
+        batch_size: int = 500,
+    ) -> None:
+        self.figures = figures
+        self.measures = measures
+        self.sources = list(sources)
+        self.batch_size = batch_size
+
+    async def create_indexes(self) -> None:
+        await self.figures.create_index([("year", ASCENDING)])
+        await self.measures.create_index([("year", ASCENDING)])
+
+    async def apply(self, delta: Delta) -> bool:
+        """Add one delta to its year's bucket, exactly once. False when applied already."""
+        bucket_id = f"{delta['year']}:{delta['bucket']:02d}"
+        for example in delta.get("examples") or []:
+            # at most one example per bucket (64 a year): FerretDB ignores $push's $slice
+            with contextlib.suppress(DuplicateKeyError):
+                await self.measures.insert_one(
+                    {"_id": bucket_id, "year": delta["year"], "delta": delta["id"], **example}
+                )
+        increments = {f"counts.{k}": int(v) for k, v in delta["counts"].items() if v}
+        if not increments:
+            return False
+        try:
+            result = await self.figures.update_one(
+                {"_id": bucket_id, APPLIED: {"$ne": delta["id"]}},
+                {
+                    "$inc": increments,
+                    "$push": {APPLIED: delta["id"]},
+                    "$set": {"year": delta["year"]},
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:  # the bucket exists and has this delta: applied already
+            return False
+        return bool(result.modified_count or result.upserted_id is not None)
+
+    async def run_once(self) -> int:
+        """Apply every pending delta; returns how many were applied now."""
+        applied = 0
+        for source in self.sources:
+            while True:
+                docs = (
+                    await source.find({f"{FIGURES}.0": {"$exists": True}}, {FIGURES: 1})
+                    .limit(self.batch_size)
+                    .to_list(None)
+                )
+                for doc in docs:
+                    done: list[Document] = []
+                    for delta in doc.get(FIGURES) or []:
+                        applied += int(await self.apply(delta))
+                        done.append(delta)
+                    if done:  # exact entries, as read ($pull with a condition: FerretDB)
+                        await source.update_one({"_id": doc["_id"]}, {"$pullAll": {FIGURES: done}})
+                if len(docs) < self.batch_size:
+                    break
+        return applied
+
+    async def counts(self, year: int) -> dict[str, int]:
+        """The year's counters: its bucket documents, summed."""
+        total: dict[str, int] = {}
+        async for doc in self.figures.find({"year": year}, {"counts": 1}):
+            for key, n in (doc.get("counts") or {}).items():
+                total[key] = total.get(key, 0) + int(n)
+        return total
+
+    async def examples(self, year: int, limit: int) -> list[Document]:
+        docs: list[Document] = (
+            await self.measures.find({"year": year}, {"_id": 0, "year": 0, "delta": 0})
+            .limit(limit)
+            .to_list(None)
+        )
+        return docs
+
+
+def pending(delta: Delta | None) -> dict[str, Any]:
+    """The ``push`` argument of a store update that queues ``delta``."""
+    return {FIGURES: delta} if delta else {}

@@ -1,0 +1,65 @@
+"""Yearly-figure deltas: what an evaluation and a change of follow-up add to the report."""
+
+from __future__ import annotations
+
+from pmm_contracts.events.signals import ResponseStatus
+from pmm_signalen.domain.figures import (
+    BUCKETS,
+    bucket_of,
+    case_delta,
+    follow_up_counts,
+    signal_delta,
+    split,
+)
+
+from .test_signal_domain import NOW, TERM, evaluation, point, signal
+
+
+def test_an_evaluation_counts_the_case_and_its_learning_points() -> None:
+    delta = case_delta(evaluation(point("lp-1"), point("lp-2")))
+    assert delta["id"] == "case:c-1:evaluated"
+    assert delta["year"] == 2026
+    assert 0 <= delta["bucket"] < BUCKETS
+    assert delta["counts"] == {
+        "cases": 1,
+        "submitter_kind:municipality": 1,
+        "life_domains:housing": 1,
+        "life_domains:income": 1,
+        "bottleneck_types:cooperation": 1,
+        "outcome:solved": 1,
+        "duration_days:58": 1,
+        "closed_month:2026-11": 1,
+        "order:3": 2,
+    }
+
+
+def test_a_follow_up_change_moves_counts_and_keeps_a_measure_as_example() -> None:
+    s = signal("uwv", "szw")
+    created = signal_delta(follow_up_counts(None), s, f"{s.id}:v1")
+    assert created is not None
+    assert created["counts"] == {"follow_up:szw:assigned": 1, "follow_up:uwv:assigned": 1}
+    before = follow_up_counts(s)
+    s.answer(
+        "uwv",
+        ResponseStatus.MEASURE_TAKEN,
+        "beleidsregel aangepast",
+        None,
+        at=NOW,
+        term_days=TERM,
+        via="kafka",
+    )
+    changed = signal_delta(before, s, f"{s.id}:v2")
+    assert changed is not None
+    assert changed["counts"] == {"follow_up:uwv:assigned": -1, "follow_up:uwv:measure_taken": 1}
+    assert changed["examples"][0]["measure"] == "beleidsregel aangepast"
+    assert changed["examples"][0]["organisation"] == "uwv"
+    assert signal_delta(follow_up_counts(s), s, "x") is None  # nothing moved
+
+
+def test_split_and_buckets() -> None:
+    assert split({"cases": 2, "follow_up:uwv:received": 1, "order:3": 4}) == {
+        "cases": {"": 2},
+        "follow_up": {"uwv:received": 1},
+        "order": {"3": 4},
+    }
+    assert bucket_of("abc") == bucket_of("abc")
