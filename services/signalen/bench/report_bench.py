@@ -2,10 +2,15 @@
 
     uv run python services/signalen/bench/report_bench.py [--cases 100000] [--signals-per-case 1.5]
 
-Loads N generated closed cases of one year (and about ``signals-per-case`` signals each,
-with their assignments and answers) into a throwaway database, in bulk through the
-repository's own document mapping, then times ``yearly_report`` (every aggregation of the
-report) and the HTML rendering, and prints the seconds. Target: <= 5 s for 100,000 cases.
+Generates N closed, evaluated cases of one year (and about ``signals-per-case`` signals
+each, every assignment answered), computes the yearly-figure deltas they cause with the
+service's own pure functions (``domain/figures.py``), loads the year's bucket documents
+(counters and their applied-delta ids, as the projector would have left them) and the
+measure examples in bulk into a throwaway database, then times ``yearly_report`` and the
+HTML rendering and prints the seconds. Target: <= 5 s for 100,000 cases.
+
+With ``--through-projector`` the deltas are applied one by one by the real projector
+instead (slow to load on FerretDB; for smaller N, to check both ways give the same report).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pmm_contracts.events.cases import Bottleneck, CaseEvaluated, CaseOutcome, LearningPoint
 from pmm_contracts.events.signals import ResponseStatus
@@ -29,8 +35,8 @@ from pmm_contracts.vocabulary import (
     SubmitterKind,
 )
 from pmm_runtime.mongo import create_client
-from pmm_runtime.outbox import AggregateStore
-from pmm_signalen.adapters.repository import CaseRepository, SignalRepository, signal_fields
+from pmm_signalen.adapters.figures import YearlyFigures, applied_key
+from pmm_signalen.domain.figures import Delta, case_delta, follow_up_counts, signal_delta
 from pmm_signalen.domain.model import Signal
 from pmm_signalen.service import render
 from pmm_signalen.service.report import yearly_report
@@ -40,7 +46,6 @@ YEAR = 2031
 ORGS = ["uwv", "svb", "duo", "cak", "cjib", "szw", "bzk", "vws", "toeslagen"] + [
     f"gm{n:04d}" for n in range(1, 60)
 ]
-BATCH = 2_000
 
 
 def store_url() -> str:
@@ -55,96 +60,116 @@ def store_url() -> str:
     )
 
 
-def generate(n: int, rng: random.Random, per_case: float) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
+def generate(n: int, rng: random.Random, per_case: float) -> list[Delta]:
+    """The figure deltas one generated case causes: its evaluation, each signal's creation
+    and each organisation's answer."""
     closed = datetime(YEAR, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(525_000))
     duration = rng.randint(14, 140)
     domains = rng.sample(list(LifeDomain), rng.randint(1, 4))
-    bottlenecks = {Bottleneck(type=t) for t in rng.sample(list(BottleneckType), rng.randint(1, 2))}
-    case_id = f"case-{n}"
-    case = {
-        "_id": case_id,
-        "case_number": f"LMM-{YEAR}-{n:06d}",
-        "submitter_kind": rng.choice(list(SubmitterKind)).value,
-        "life_domains": sorted(d.value for d in domains),
-        "bottleneck_types": sorted(b.type.value for b in bottlenecks),
-        "outcome": rng.choice(list(CaseOutcome)).value,
-        "closed_at": closed.isoformat(),
-        "closed_year": YEAR,
-        "closed_month": f"{YEAR}-{closed.month:02d}",
-        "duration_days": duration,
-        "evaluated": True,
-    }
-    points = [
+    bottlenecks = sorted(
+        {Bottleneck(type=t) for t in rng.sample(list(BottleneckType), rng.randint(1, 2))},
+        key=lambda b: b.type,
+    )
+    count = int(per_case) + (1 if rng.random() < per_case % 1 else 0)
+    points = tuple(
         LearningPoint(
             id=f"lp{k}",
             order=rng.choice(list(LearningOrder)),
-            bottleneck=rng.choice(sorted(bottlenecks, key=lambda b: b.type)),
+            bottleneck=rng.choice(bottlenecks),
             organisations=tuple(rng.sample(ORGS, rng.randint(1, 2))),
             regulation_reference=rng.choice([None, "Participatiewet art. 18", "Wmo 2015 2.3.5"]),
             description="generated lesson for the benchmark",
         )
-        for k in range(int(per_case) + (1 if rng.random() < per_case % 1 else 0))
-    ]
+        for k in range(count)
+    )
     evaluation = CaseEvaluated(
-        case_id=case_id,
-        case_number=case["case_number"],
-        submitter_kind=SubmitterKind(case["submitter_kind"]),
+        case_id=f"case-{n}",
+        case_number=f"LMM-{YEAR}-{n:06d}",
+        submitter_kind=rng.choice(list(SubmitterKind)),
         submitting_organisation="gm0001",
         life_domains=tuple(domains),
         bottlenecks=tuple(bottlenecks),
-        outcome=CaseOutcome(case["outcome"]),
+        outcome=rng.choice(list(CaseOutcome)),
         submitted_at=closed - timedelta(days=duration),
         closed_at=closed,
         duration_days=duration,
-        learning_points=tuple(points),
+        learning_points=points,
     )
-    event_id = uuid.UUID(int=n)
-    signals = []
+    deltas = [case_delta(evaluation)]
     for point in points:
-        signal, _ = Signal.from_learning_point(evaluation, event_id, point, at=closed, term_days=42)
+        signal, _ = Signal.from_learning_point(
+            evaluation, uuid.UUID(int=n + 1), point, at=closed, term_days=42
+        )
+        version = 1
+        created = signal_delta(follow_up_counts(None), signal, f"{signal.id}:v{version}")
+        deltas.append(created) if created else None
         for org in list(signal.organisations):
-            status = rng.choice(list(ResponseStatus))
-            if status is ResponseStatus.FORWARDED:
-                status = ResponseStatus.IN_PROGRESS
-            explanation = (
-                "generated measure" if status.value in ("measure_taken", "no_action") else None
+            status = rng.choice([s for s in ResponseStatus if s is not ResponseStatus.FORWARDED])
+            needs_text = status in (ResponseStatus.MEASURE_TAKEN, ResponseStatus.NO_ACTION)
+            before = follow_up_counts(signal)
+            signal.answer(
+                org,
+                status,
+                "generated measure" if needs_text else None,
+                None,
+                at=closed,
+                term_days=42,
+                via="kafka",
             )
-            signal.answer(org, status, explanation, None, at=closed, term_days=42, via="kafka")
-        signals.append({**signal_fields(signal), "_id": signal.id, "_version": 1})
-    return case, signals
+            version += 1
+            changed = signal_delta(before, signal, f"{signal.id}:v{version}")
+            deltas.append(changed) if changed else None
+    return deltas
 
 
-async def main(cases: int, per_case: float) -> None:
+async def main(cases: int, per_case: float, through_projector: bool) -> None:
     client = create_client(store_url(), app_name="pmm-signalen-bench")
     db = client[f"bench_signalen_{uuid.uuid4().hex[:8]}"]
-    case_repo = CaseRepository(db["cases"])
-    signal_repo = SignalRepository(AggregateStore(db["signals"]))
+    figures = YearlyFigures(db["figures"], db["measures"], [])
     rng = random.Random(7)
     try:
-        await case_repo.create_indexes()
-        await signal_repo.create_indexes()
+        await figures.create_indexes()
         started = time.perf_counter()
-        case_batch: list[dict] = []  # type: ignore[type-arg]
-        signal_batch: list[dict] = []  # type: ignore[type-arg]
-        n_signals = 0
+        buckets: dict[str, dict[str, Any]] = {}
+        measures: dict[str, dict[str, Any]] = {}
+        n_deltas = 0
         for n in range(cases):
-            case, signals = generate(n, rng, per_case)
-            case_batch.append(case)
-            signal_batch.extend(signals)
-            if len(case_batch) >= BATCH:
-                await case_repo.insert_many(case_batch)
-                await signal_repo.collection.insert_many(signal_batch, ordered=False)
-                n_signals += len(signal_batch)
-                case_batch, signal_batch = [], []
-        if case_batch:
-            await case_repo.insert_many(case_batch)
-        if signal_batch:
-            await signal_repo.collection.insert_many(signal_batch, ordered=False)
-            n_signals += len(signal_batch)
-        print(f"loaded {cases} cases, {n_signals} signals in {time.perf_counter() - started:.1f} s")
-        for run in range(2):
+            for delta in generate(n, rng, per_case):
+                n_deltas += 1
+                if through_projector:
+                    await figures.apply(delta)
+                    continue
+                bucket_id = f"{delta['year']}:{delta['bucket']:02d}"
+                bucket = buckets.setdefault(
+                    bucket_id,
+                    {"_id": bucket_id, "year": delta["year"], "counts": {}, "_applied": []},
+                )
+                for key, value in delta["counts"].items():
+                    bucket["counts"][key] = bucket["counts"].get(key, 0) + value
+                bucket["_applied"].append(applied_key(delta["id"]))
+                for example in delta["examples"]:
+                    measures.setdefault(
+                        bucket_id,
+                        {"_id": bucket_id, "year": delta["year"], "delta": delta["id"], **example},
+                    )
+        if buckets:
+            await figures.figures.insert_many([{**b, "_v": 1} for b in buckets.values()])
+            await figures.views.insert_many(
+                [
+                    {"_id": k, "year": b["year"], "counts": b["counts"], "_v": 1}
+                    for k, b in buckets.items()
+                ]
+            )
+        if measures:
+            await figures.measures.insert_many(list(measures.values()))
+        how = "through the projector" if through_projector else "in bulk"
+        print(
+            f"loaded {cases} cases ({n_deltas} figure deltas) {how} "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
+        for run in range(3):
             started = time.perf_counter()
-            report = await yearly_report(case_repo, signal_repo, YEAR)
+            report = await yearly_report(figures, YEAR)
             computed = time.perf_counter() - started
             page = render.to_html(report)
             rendered = time.perf_counter() - started
@@ -161,5 +186,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--signals-per-case", type=float, default=1.5)
+    parser.add_argument("--through-projector", action="store_true")
     args = parser.parse_args()
-    asyncio.run(main(args.cases, args.signals_per_case))
+    asyncio.run(main(args.cases, args.signals_per_case, args.through_projector))

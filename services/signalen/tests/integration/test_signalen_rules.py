@@ -3,6 +3,7 @@ audit trail, monitor, export and the yearly report: against the real broker and 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from pmm_contracts.topics import (
 from pmm_contracts.vocabulary import BottleneckType, LearningOrder, Role, SubmitterKind
 from pmm_runtime.testing import bearer, eventually, read_topic
 from pmm_signalen.__main__ import write_report
+from pmm_signalen.domain.model import signal_id_for
 from pmm_signalen.service import usecases as uc
 
 from .conftest import World, learning_point, publish
@@ -338,3 +340,30 @@ async def test_anyone_needs_a_token(world: World) -> None:
         headers=bearer(world.issuer, world.org_a, Role.AMBASSADOR),
     )
     assert r.status_code == 403
+
+
+async def test_a_replayed_evaluation_counts_once_in_the_yearly_figures(
+    world: World, unique: str
+) -> None:
+    year = 2040 + int(unique[4:8], 16) % 50
+    events = world.case_events(
+        (learning_point("lp1", (world.org_a,)),),
+        closed_at=datetime(year, 5, 1, tzinfo=UTC),
+        duration_days=35,
+    )
+    await world.send(*events)
+    await world.signal(signal_id_for(events[2].id, "lp1"))
+    figures = world.deps.figures
+    await figures.run_once()
+    await world.send(events[2])  # the Loket's evaluation again (redelivery, replay)
+    await asyncio.sleep(1.0)
+    await figures.run_once()
+    counts = await figures.counts(year)
+    assert counts["cases"] == 1
+    assert counts["order:3"] == 1
+    assert counts[f"follow_up:{world.org_a}:assigned"] == 1
+    # the same delta applied twice directly: once
+    delta = {"id": f"probe-{unique}", "year": year, "bucket": 1, "counts": {"cases": 1}}
+    assert await figures.apply(delta) is True
+    assert await figures.apply(delta) is False
+    assert (await figures.counts(year))["cases"] == 2

@@ -11,10 +11,11 @@ bucket, so at most 64 a year).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -23,6 +24,13 @@ from pmm_signalen.domain.figures import Delta
 
 FIGURES = "_figures"
 APPLIED = "_applied"
+VERSION = "_v"
+
+
+def applied_key(delta_id: str) -> str:
+    """A short fixed-size key for the applied list (64 bits, per year bucket): the report
+    reads the buckets, and FerretDB decodes the whole list even when it is not projected."""
+    return hashlib.blake2b(delta_id.encode(), digest_size=8).hexdigest()
 
 
 class YearlyFigures:
@@ -32,15 +40,18 @@ class YearlyFigures:
         measures: AsyncCollection[Document],
         sources: Sequence[AsyncCollection[Document]],
         *,
+        views: AsyncCollection[Document] | None = None,
         batch_size: int = 500,
     ) -> None:
         self.figures = figures
+        self.views = views if views is not None else figures.database[figures.name + "_view"]
         self.measures = measures
         self.sources = list(sources)
         self.batch_size = batch_size
 
     async def create_indexes(self) -> None:
         await self.figures.create_index([("year", ASCENDING)])
+        await self.views.create_index([("year", ASCENDING)])
         await self.measures.create_index([("year", ASCENDING)])
 
     async def apply(self, delta: Delta) -> bool:
@@ -56,18 +67,45 @@ class YearlyFigures:
         if not increments:
             return False
         try:
-            result = await self.figures.update_one(
-                {"_id": bucket_id, APPLIED: {"$ne": delta["id"]}},
+            bucket = await self.figures.find_one_and_update(
+                {"_id": bucket_id, APPLIED: {"$ne": applied_key(delta["id"])}},
                 {
-                    "$inc": increments,
-                    "$push": {APPLIED: delta["id"]},
+                    "$inc": {**increments, VERSION: 1},
+                    "$push": {APPLIED: applied_key(delta["id"])},
                     "$set": {"year": delta["year"]},
                 },
-                upsert=True,
+                upsert=True,  # no projection: FerretDB 1.24 does not implement it here
+                return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:  # the bucket exists and has this delta: applied already
             return False
-        return bool(result.modified_count or result.upserted_id is not None)
+        if bucket is not None:
+            await self._show(bucket)
+        return True
+
+    async def _show(self, bucket: Document) -> None:
+        """Copy a bucket's counters to its view (what the report reads), newer over older.
+
+        The bucket's applied list grows with every delta and FerretDB decodes it whenever
+        the document is read; the view holds the counters only.
+        """
+        with contextlib.suppress(DuplicateKeyError):  # a newer copy is there already
+            await self.views.update_one(
+                {"_id": bucket["_id"], VERSION: {"$lt": bucket[VERSION]}},
+                {
+                    "$set": {
+                        "year": bucket["year"],
+                        "counts": bucket.get("counts") or {},
+                        VERSION: bucket[VERSION],
+                    }
+                },
+                upsert=True,
+            )
+
+    async def refresh_views(self, year: int) -> None:
+        """Copy every bucket of ``year`` to its view again (after a crash between the two)."""
+        async for bucket in self.figures.find({"year": year}, {"counts": 1, "year": 1, VERSION: 1}):
+            await self._show(bucket)
 
     async def run_once(self) -> int:
         """Apply every pending delta; returns how many were applied now."""
@@ -93,7 +131,7 @@ class YearlyFigures:
     async def counts(self, year: int) -> dict[str, int]:
         """The year's counters: its bucket documents, summed."""
         total: dict[str, int] = {}
-        async for doc in self.figures.find({"year": year}, {"counts": 1}):
+        async for doc in self.views.find({"year": year}, {"counts": 1}):
             for key, n in (doc.get("counts") or {}).items():
                 total[key] = total.get(key, 0) + int(n)
         return total
