@@ -316,7 +316,9 @@ async def test_a_consultation_goes_to_the_register_contact_or_their_deputy(
             deps,
             REGIE,
             case_id,
-            c.RequestConsultation(organisation="szw", professional_id="uwv-dep", question="what now?"),
+            c.RequestConsultation(
+                organisation="szw", professional_id="uwv-dep", question="what now?"
+            ),
         )
     with pytest.raises(RuleViolation, match="not a joined"):
         await uc.request_consultation(
