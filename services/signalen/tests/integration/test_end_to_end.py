@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from pmm_contracts.consumer import Connection, SignalConsumer, handler_from
+from pmm_contracts.consumer import Connection, SignalConsumer, handler_from, publish_answer
 from pmm_contracts.envelope import CloudEvent
-from pmm_contracts.events.signals import SignalAssigned
+from pmm_contracts.events.signals import ResponseStatus, SignalAssigned, SignalResponse
 from pmm_runtime.testing import eventually
 
 from .conftest import World, learning_point
@@ -100,6 +100,17 @@ async def test_two_organisations_each_receive_only_their_own_signals_and_answer(
 
         lines = await _lines(tmp_path / "b.jsonl", 2)
         assert {json.loads(line)["data"]["signal_id"] for line in lines} == {only_b, both}
+
+        # an answer later, from a script (as `pmm-signals-consumer answer` does)
+        later = SignalResponse(
+            signal_id=only_b,
+            organisation=b,
+            status=ResponseStatus.NO_ACTION,
+            explanation="buiten ons mandaat; ligt bij de gemeente",
+        )
+        await publish_answer(b, later, connection=connection)
+        done = await world.signal(only_b, lambda s: s["status"] == "closed")
+        assert done["assignments"][0]["status"] == "no_action"
     finally:
         for consumer in consumers:
             consumer.stop()

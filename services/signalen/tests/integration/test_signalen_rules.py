@@ -330,6 +330,9 @@ async def test_monitor_export_and_yearly_report(world: World, unique: str) -> No
 
 async def test_anyone_needs_a_token(world: World) -> None:
     assert (await world.client.get("/signals")).status_code == 401
+    channels = json.dumps((await world.client.get("/asyncapi.json")).json()["channels"])
+    assert "pmm.signalen.signals" in channels
+    assert (await world.client.get("/readyz")).status_code == 200
     r = await world.client.get(
         "/signals", headers=bearer(world.issuer, world.org_a, Role.AMBASSADOR)
     )
