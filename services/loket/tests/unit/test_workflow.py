@@ -190,7 +190,8 @@ def test_suspend_needs_a_future_resume_date_and_resume_clears_it() -> None:
     assert c.status == Status.ON_HOLD
     assert c.on_hold is not None
     assert isinstance(event, ev.CaseStatusChanged)
-    assert event.reason == "waiting for court"
+    assert event.reason == "suspended"  # what was typed stays in the case file
+    assert c.on_hold["reason"] == "waiting for court"
     c.resume("court decided")
     assert c.status == Status.IN_PROGRESS
     assert c.on_hold is None

@@ -209,11 +209,16 @@ class Case:
     closed_at: datetime | None = None
     learning_points: list[dict[str, Any]] = field(default_factory=list)
     warnings_sent: list[str] = field(default_factory=list)
+    reopen_reason: str | None = None
     anonymised_at: datetime | None = None
     version: int = 1
 
     def _move(self, wanted: Status, reason: str | None = None) -> ev.CaseStatusChanged:
-        """The one place where the workflow table is enforced."""
+        """The one place where the workflow table is enforced.
+
+        ``reason`` goes into the event, so it is a fixed system text, never what a person
+        typed: free-text reasons stay in the case file and its audit trail.
+        """
         if wanted not in ALLOWED_TRANSITIONS[self.status]:
             raise ForbiddenTransition(self.status, wanted)
         event = ev.CaseStatusChanged(
@@ -328,19 +333,20 @@ class Case:
     def suspend(self, reason: str, expected_resume: date, today: date) -> list[EventData]:
         if expected_resume <= today:
             raise RuleViolation("the expected resume date lies in the future")
-        event = self._move(Status.ON_HOLD, reason)
+        event = self._move(Status.ON_HOLD, "suspended")
         self.on_hold = {"reason": reason, "expected_resume": expected_resume.isoformat()}
         return [event]
 
     def resume(self, reason: str | None = None) -> list[EventData]:
-        event = self._move(Status.IN_PROGRESS, reason)
+        event = self._move(Status.IN_PROGRESS, "resumed")
         self.on_hold = None
         return [event]
 
     def reopen(self, reason: str) -> list[EventData]:
         if self.status != Status.CLOSED:  # in_progress is reachable from elsewhere too
             raise ForbiddenTransition(self.status, Status.IN_PROGRESS)
-        event = self._move(Status.IN_PROGRESS, reason)
+        event = self._move(Status.IN_PROGRESS, "reopened")
+        self.reopen_reason = reason
         self.outcome = self.close_reason = self.case_result = None
         self.closed_at = None
         return [event]
@@ -448,7 +454,7 @@ class Case:
                 "a case that is not (fully) solved is closed with a reason, "
                 "e.g. scarcity of housing or care beds"
             )
-        event = self._move(Status.CLOSED, reason)
+        event = self._move(Status.CLOSED, "closed")
         self.outcome, self.close_reason, self.closed_at = outcome.value, reason, now
         if self.case_due is not None and self.triaged_at is not None:
             self.case_result = punctuality(self.triaged_at.date(), self.case_due, now.date()).value
@@ -555,6 +561,7 @@ class Case:
         }
         self.tried_locally = self.question = self.legal_basis = ANONYMISED
         self.notes = []
+        self.reopen_reason = None
         for consultation in self.consultations:
             consultation.question = ANONYMISED
             consultation.answer = ANONYMISED if consultation.answer is not None else None
