@@ -120,6 +120,8 @@ def timeline_chart(rows: Sequence[dict[str, Any]], *, title: str) -> str:
             f'height="{h:.1f}" fill="{BAR}"><title>{escape(row["month"])}: {row["n"]}</title>'
             f'</rect><text x="{x + slot / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
             f'class="v">{escape(row["month"][5:])}</text>'
+            f'<text x="{x + slot / 2:.1f}" y="{top + plot_h - h - 4:.1f}" text-anchor="middle" '
+            f'class="v">{row["n"]}</text>'
         )
         points.append(f"{x + slot / 2:.1f},{top + plot_h - plot_h * running / total:.1f}")
     parts.append(
