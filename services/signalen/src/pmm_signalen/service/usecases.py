@@ -220,7 +220,10 @@ async def _change(
             return signal
         before = _snapshot(signal)
         counted = fig.follow_up_counts(signal)
+        original = signal.model_dump()
         events = change(signal)
+        if not events and signal.model_dump() == original:
+            return signal  # nothing to do (e.g. answered since the reminder scan read it)
         await _ensure_topics_for(deps, events)
         expected = signal.version
         saved = await deps.signals.save(
