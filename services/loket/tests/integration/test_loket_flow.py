@@ -162,12 +162,19 @@ async def test_a_case_from_submission_to_evaluation_end_to_end(
         assert response.status_code == 200, (step, response.text)
     (consultation,) = response.json()["consultations"]
     assert consultation["professional_id"] == f"uwv-amb-{unique}"  # the register's ambassador
+    # the consulted ambassador sees the question (not the case file) and answers it
+    ambassador = bearer(issuer, loket.uwv, "ambassador", subject=f"uwv-amb-{unique}")
+    (asked,) = (await client.get("/consultations", headers=ambassador)).json()
+    assert asked["question"] == "can the benefit restart?"
+    assert (await client.get(f"/cases/{case_id}", headers=ambassador)).status_code == 404
     answered = await client.post(
-        f"/cases/{case_id}/consultations/{consultation['id']}/answer",
-        headers=regie,
+        f"/cases/{asked['case_id']}/consultations/{asked['consultation_id']}/answer",
+        headers=ambassador,
         json={"answer": "yes, from next month"},
     )
-    assert answered.status_code == 200
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["answered_on"] is not None
+    assert "household" not in answered.json()
     mine = await client.get(f"/case-directors/{director}/cases", headers=regie)
     assert [c["id"] for c in mine.json()] == [case_id]
     closed = await client.post(

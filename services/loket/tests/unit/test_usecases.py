@@ -538,3 +538,31 @@ async def test_a_rule_breaking_external_event_is_dead_lettered(deps: uc.Deps) ->
         await uc._apply_external(
             deps, case_id, new_event(received, subject="a1", source=BRIDGING), "x", broken
         )
+
+
+async def test_the_consulted_organisation_answers_its_own_question(deps: uc.Deps) -> None:
+    case_id = await in_progress(deps)
+    case = await uc.request_consultation(
+        deps, REGIE, case_id, c.RequestConsultation(organisation="uwv", question="restart?")
+    )
+    asked = case.consultations[0].id
+    uwv = Identity("uwv-dep", "uwv", frozenset({Role.MAATWERK_PROFESSIONAL.value}))
+    szw = Identity("szw-amb", "szw", frozenset({Role.AMBASSADOR.value}))
+    ((found, consultation),) = await uc.consultations_for(deps, uwv)
+    assert (found.id, consultation.id, consultation.question) == (case_id, asked, "restart?")
+    assert await uc.consultations_for(deps, szw) == []
+    with pytest.raises(uc.Forbidden):
+        await uc.consultations_for(deps, REGIE)
+    with pytest.raises(uc.NotFound):  # not addressed to szw
+        await uc.answer_consultation(deps, szw, case_id, asked, c.AnswerConsultation(answer="no"))
+    with pytest.raises(uc.NotFound):  # nor does uwv see the case file
+        await uc.get_case(deps, uwv, case_id)
+    answered = await uc.answer_consultation(
+        deps, uwv, case_id, asked, c.AnswerConsultation(answer="from next month")
+    )
+    assert answered.consultations[0].answer == "from next month"
+    assert answered.consultations[0].result == "on_time"
+    assert await uc.consultations_for(deps, uwv) == []
+    trail = await deps.repo.audit_trail(case_id)
+    assert trail[-1]["actor"] == "uwv:uwv-dep"
+    assert trail[-1]["action"] == "consultation.answered"

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from pmm_loket.adapters.repository import case_fields
-from pmm_loket.domain.model import ALLOWED_TRANSITIONS, Case, Punctuality, Status
+from pmm_loket.domain.model import ALLOWED_TRANSITIONS, Case, Consultation, Punctuality, Status
 from pmm_loket.service import commands as c
 from pmm_loket.service import usecases as uc
 from pmm_runtime.auth import CurrentIdentity
@@ -34,6 +34,20 @@ def summary(case: Case, d: uc.Deps) -> dict[str, Any]:
         "case_due": case.case_due.isoformat() if case.case_due else None,
         "timeliness": uc.case_timeliness(case, d.today()),
         "allowed_next": sorted(s.value for s in ALLOWED_TRANSITIONS[case.status]),
+    }
+
+
+def consultation_view(case: Case, consultation: Consultation) -> dict[str, Any]:
+    return {
+        "case_id": case.id,
+        "case_number": case.number,
+        "consultation_id": consultation.id,
+        "organisation": consultation.organisation,
+        "professional_id": consultation.professional_id,
+        "question": consultation.question,
+        "requested_on": consultation.requested_on.isoformat(),
+        "due": consultation.due.isoformat(),
+        "answered_on": consultation.answered_on.isoformat() if consultation.answered_on else None,
     }
 
 
@@ -126,7 +140,19 @@ def router() -> APIRouter:
         d: Deps,
         who: CurrentIdentity,
     ) -> dict[str, Any]:
-        return detail(await uc.answer_consultation(d, who, case_id, consultation_id, body), d)
+        case = await uc.answer_consultation(d, who, case_id, consultation_id, body)
+        if uc.can_see(who, case):
+            return detail(case, d)
+        (answered,) = [k for k in case.consultations if k.id == consultation_id]
+        return consultation_view(case, answered)
+
+    @api.get(
+        "/consultations",
+        summary="Open consultations addressed to your organisation (ambassador, maatwerk "
+        "professional): the question, not the case file",
+    )
+    async def my_consultations(d: Deps, who: CurrentIdentity) -> list[dict[str, Any]]:
+        return [consultation_view(case, k) for case, k in await uc.consultations_for(d, who)]
 
     @api.post("/cases/{case_id}/notes")
     async def note(case_id: str, body: c.Note, d: Deps, who: CurrentIdentity) -> dict[str, Any]:

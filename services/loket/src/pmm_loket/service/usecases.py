@@ -22,6 +22,7 @@ from pmm_contracts.topics import LOKET_CASES
 from pmm_contracts.vocabulary import Role
 from pmm_loket.adapters.repository import CaseRepository, case_fields, timeliness_query
 from pmm_loket.domain.model import (
+    HANDLING_STATUSES,
     OPEN_STATUSES,
     Case,
     Consultation,
@@ -344,13 +345,39 @@ async def request_consultation(
 async def answer_consultation(
     deps: Deps, who: Identity, case_id: str, consultation_id: str, cmd: c.AnswerConsultation
 ) -> Case:
-    return await _change(
-        deps,
-        who,
-        case_id,
-        "consultation.answered",
-        lambda case: case.answer_consultation(consultation_id, cmd.answer, deps.today()),
+    """Recorded by the regievoerder, or given by the consulted organisation's ambassador or
+    maatwerk professional themselves (who see the question, not the case file)."""
+    case = await deps.repo.get(case_id)
+    if case is None or not _may_answer(who, case, consultation_id):
+        raise NotFound(f"no consultation {consultation_id!r} on case {case_id!r} for you")
+    before = case_fields(case)
+    events = case.answer_consultation(consultation_id, cmd.answer, deps.today())
+    return await _save(deps, who.actor, case, before, "consultation.answered", events)
+
+
+def _may_answer(who: Identity, case: Case, consultation_id: str) -> bool:
+    if who.has_any(*STAFF):
+        return True
+    asked = next((k for k in case.consultations if k.id == consultation_id), None)
+    return (
+        asked is not None and who.organisation == asked.organisation and who.has_any(*CONSULTABLE)
     )
+
+
+async def consultations_for(deps: Deps, who: Identity) -> list[tuple[Case, Consultation]]:
+    """The open consultations addressed to the caller's organisation."""
+    if not who.has_any(*CONSULTABLE):
+        raise Forbidden("requires the ambassador or maatwerk_professional role")
+    query = {
+        "consultations.organisation": who.organisation,
+        "status": {"$in": sorted(s.value for s in HANDLING_STATUSES)},
+    }
+    return [
+        (case, asked)
+        for case in await deps.repo.find(query, limit=10_000)
+        for asked in case.consultations
+        if asked.organisation == who.organisation and asked.answer is None
+    ]
 
 
 async def add_note(deps: Deps, who: Identity, case_id: str, cmd: c.Note) -> Case:
