@@ -310,6 +310,9 @@ async def test_numbering_under_concurrency_access_bad_input_and_forbidden_transi
     )
     assert unknown_reason.status_code == 422
     assert unknown_reason.json()["errors"][0]["field"] == "decline_reason"
+    asyncapi = (await client.get("/asyncapi.json")).text
+    for topic in ("pmm.loket.cases", "pmm.let.escalations", "pmm.overbrugging.applications"):
+        assert topic in asyncapi
     nobody = bearer(issuer, org, "ambassador")
     assert (await client.get(f"/cases/{case_id}", headers=nobody)).status_code == 404
     assert (await client.get("/cases", headers=nobody)).status_code == 403

@@ -7,6 +7,7 @@ from decimal import Decimal
 from itertools import product
 
 import pytest
+from pydantic import ValidationError
 
 from pmm_contracts.events import cases as ev
 from pmm_contracts.events.cases import Bottleneck, CaseOutcome, LearningPoint, Urgency
@@ -30,6 +31,7 @@ from pmm_loket.domain.model import (
     punctuality,
     to_cents,
 )
+from pmm_loket.service.commands import Household
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -363,3 +365,17 @@ def test_avg_retention_anonymises_the_case_file_but_keeps_the_counts() -> None:
     assert c.life_domains == ["debts", "housing"]
     assert c.outcome == "solved"
     assert c.anonymise(NOW) == []  # once
+
+
+@pytest.mark.parametrize("reference", ["123456782", "hh-123456782", "hh-1234-56782", "x111222333y"])
+def test_a_household_reference_may_not_hide_a_bsn(reference: str) -> None:
+    with pytest.raises(ValidationError, match="eleven-test"):
+        Household(reference=reference, adults=1, children=0)
+
+
+def test_a_household_is_a_pseudonymous_reference_with_its_composition_only() -> None:
+    assert Household(reference="hh-7f3a9c21", adults=2, children=3).adults == 2
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        Household.model_validate(
+            {"reference": "hh-7f3a9c21", "adults": 1, "children": 0, "name": "J. Jansen"}
+        )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from pmm_contracts.events.cases import (
     Bottleneck,
@@ -16,11 +17,28 @@ from pmm_contracts.events.cases import (
     Urgency,
 )
 from pmm_contracts.events.register import OrgCode
-from pmm_contracts.privacy import FreeText, ShortText
+from pmm_contracts.privacy import FreeText, ShortText, passes_eleven_test
 from pmm_contracts.vocabulary import LearningOrder, LifeDomain, SubmitterKind
 from pmm_loket.domain.model import DeclineReason
 
-HouseholdRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{6,64}$")]
+
+def _not_a_bsn(reference: str) -> str:
+    """A pseudonymous reference may not be (or hide) a BSN: every 8 or 9 digit stretch,
+    dashes ignored, is checked with the eleven-test."""
+    for run in re.findall(r"\d+", reference.replace("-", "")):
+        for size in (8, 9):
+            for start in range(len(run) - size + 1):
+                if passes_eleven_test(run[start : start + size]):
+                    raise ValueError(
+                        "the household reference holds a number that passes the BSN "
+                        "eleven-test; use a pseudonymous reference"
+                    )
+    return reference
+
+
+HouseholdRef = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9-]{6,64}$"), AfterValidator(_not_a_bsn)
+]
 
 
 class Command(BaseModel):
