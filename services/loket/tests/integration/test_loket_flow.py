@@ -183,6 +183,8 @@ async def test_a_case_from_submission_to_evaluation_end_to_end(
         json={"outcome": "solved", "reason": "benefit restored"},
     )
     assert closed.status_code == 200
+    assert closed.json()["duration_days"] in (0, 1)  # submitted and closed just now
+    assert closed.json()["timeliness"]["case"] == "on_time"
     evaluated = await client.post(
         f"/cases/{case_id}/evaluation", headers=regie, json={"learning_points": [point(loket.uwv)]}
     )

@@ -33,6 +33,7 @@ def summary(case: Case, d: uc.Deps) -> dict[str, Any]:
         "intake_due": case.intake_due.isoformat(),
         "case_due": case.case_due.isoformat() if case.case_due else None,
         "timeliness": uc.case_timeliness(case, d.today()),
+        "duration_days": case.duration_days if case.closed_at else None,
         "allowed_next": sorted(s.value for s in ALLOWED_TRANSITIONS[case.status]),
     }
 
