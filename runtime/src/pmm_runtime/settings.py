@@ -41,7 +41,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_retries: int = Field(default=3, ge=0, le=20)
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
     outbox_poll_interval_s: float = Field(
-        default=5.0, gt=0,
+        default=5.0,
+        gt=0,
         description="relay poll for writes of other processes; a write in this process "
         "wakes the relay at once",
     )
