@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from pmm_contracts import encode_event, new_event
 from pmm_contracts.envelope import CloudEvent
-from pmm_runtime.broker import PermanentError
+from pmm_runtime.broker import Delivery, PermanentError, current_delivery
 from pmm_runtime.settings import ServiceSettings
 from pmm_runtime.testing import create_topics, eventually, read_topic
 
@@ -80,6 +80,32 @@ async def test_an_event_delivered_twice_changes_state_once(
         return doc["total"] if doc and len(doc["_applied"]) == 2 else None
 
     assert await eventually(total) == 6
+
+
+async def test_a_pattern_subscriber_knows_which_topic_each_event_came_from(
+    make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
+) -> None:
+    settings = make_settings(service_name="pattern")
+    prefix = f"test.pattern.{unique}"
+    topics = [f"{prefix}.alpha", f"{prefix}.beta"]
+    await create_topics(settings.kafka_bootstrap, topics + [t + ".dlq" for t in topics])
+    app = platform(settings)
+    seen: list[tuple[str, Delivery]] = []
+
+    async def handle(event: CloudEvent[Counted]) -> None:
+        seen.append((event.data.counter_id, current_delivery()))
+
+    app.subscribe(handler=handle, pattern=rf"^{prefix.replace('.', '[.]')}[.](alpha|beta)$")
+    await running_platform(app)
+    await produce(settings.kafka_bootstrap, topics[0], counted("a", 1), key=b"ka")
+    await produce(settings.kafka_bootstrap, topics[1], counted("b", 1), key=b"kb")
+
+    await eventually(lambda: len(seen) == 2)
+    by_counter = dict(seen)
+    assert by_counter["a"] == Delivery(topics[0], 0, 0, "ka")
+    assert by_counter["b"] == Delivery(topics[1], 0, 0, "kb")
+    with pytest.raises(RuntimeError):
+        current_delivery()
 
 
 async def test_undecodable_and_invalid_messages_are_dead_lettered_and_the_partition_moves_on(

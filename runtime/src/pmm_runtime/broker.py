@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -43,6 +44,32 @@ HEADER_PARTITION = "x-dlq-original-partition"
 HEADER_OFFSET = "x-dlq-original-offset"
 HEADER_GROUP = "x-dlq-consumer-group"
 HEADER_ATTEMPTS = "x-dlq-attempts"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where the message being handled came from (``current_delivery()`` in a handler)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+
+
+# The delivery of the message the current task handles; set by each subscriber per message,
+# so a handler of a pattern subscription knows which topic its event came from.
+_delivery: ContextVar[Delivery | None] = ContextVar("pmm_delivery", default=None)
+
+
+def current_delivery() -> Delivery:
+    """The topic, partition, offset and key of the message being handled.
+
+    Only valid inside a handler called by ``subscribe_events``.
+    """
+    delivery = _delivery.get()
+    if delivery is None:
+        raise RuntimeError("current_delivery() is only available inside an event handler")
+    return delivery
 
 
 def _record(message: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
@@ -163,6 +190,7 @@ def subscribe_events(
         record = _record(message)
         topic = record.topic
         key = record.key.decode() if isinstance(record.key, bytes) else record.key
+        _delivery.set(Delivery(topic, record.partition, record.offset, key))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             topic=topic, partition=record.partition, offset=record.offset, subject=key

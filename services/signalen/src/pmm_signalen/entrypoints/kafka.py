@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events.signals import SignalResponse
-from pmm_runtime.broker import PermanentError
+from pmm_runtime.broker import PermanentError, current_delivery
 from pmm_runtime.logging import get_logger
 from pmm_signalen.domain.model import SignalError
 from pmm_signalen.service import usecases as uc
@@ -26,11 +24,11 @@ RESPONSES_PREFIX = "pmm.signalen.responses."
 def topic_organisation() -> str | None:
     """The organisation whose response topic the message came from.
 
-    The runtime's handler receives only the event; the topic is bound in the log context
-    of the message being handled, so it is read from there.
+    The responses are consumed by pattern, so the topic is the runtime's delivery of the
+    message being handled.
     """
-    topic = structlog.contextvars.get_contextvars().get("topic")
-    if isinstance(topic, str) and topic.startswith(RESPONSES_PREFIX):
+    topic = current_delivery().topic
+    if topic.startswith(RESPONSES_PREFIX):
         return topic[len(RESPONSES_PREFIX) :]
     return None
 
