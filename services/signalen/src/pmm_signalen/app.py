@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from pmm_contracts.events import signals as ev
 from pmm_contracts.topics import SIGNALEN_SIGNALS
 from pmm_runtime.platform import Platform
+from pmm_runtime.readmodel import RegisterReadModel
 from pmm_signalen.adapters.figures import YearlyFigures
 from pmm_signalen.adapters.repository import CaseRepository, SignalRepository
 from pmm_signalen.adapters.topics import OrgTopics
@@ -56,6 +57,7 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
         cases=cases,
         figures=figures,
         source=settings.source,
+        register=RegisterReadModel(platform),
         term_days=settings.followup_term_days,
         ensure_topics=org_topics.ensure,
         notify=platform.relay.notify,

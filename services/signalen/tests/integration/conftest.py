@@ -26,11 +26,18 @@ from pmm_contracts.events.cases import (
     LearningPoint,
     Urgency,
 )
-from pmm_contracts.topics import LOKET_CASES, org_topics, signals_assigned_topic
+from pmm_contracts.events.register import OrganisationState
+from pmm_contracts.topics import (
+    LOKET_CASES,
+    REGISTER_ORGANISATIONS,
+    org_topics,
+    signals_assigned_topic,
+)
 from pmm_contracts.vocabulary import (
     BottleneckType,
     LearningOrder,
     LifeDomain,
+    OrganisationKind,
     Role,
     SubmitterKind,
 )
@@ -41,6 +48,7 @@ from pmm_signalen.domain.model import signal_id_for
 from pmm_signalen.settings import SignalenSettings
 
 LOKET = "urn:nld:oin:00000001234567890000:systeem:loket"
+REGISTER = "urn:nld:oin:00000001234567890000:systeem:register"
 
 
 async def publish(bootstrap: str, topic: str, *events: CloudEvent[Any]) -> None:
@@ -211,6 +219,29 @@ async def world(
     )
     app = create_app(settings)
     client = await serve(app)
+    # The register knows both organisations (forwards and staff changes are checked
+    # against it); wait until this service's read model has them.
+    await publish(
+        infra.kafka_bootstrap,
+        REGISTER_ORGANISATIONS,
+        *[
+            new_event(
+                OrganisationState(
+                    code=org,
+                    name=org,
+                    kind=OrganisationKind.EXECUTING_ORGANISATION,
+                    is_member=True,
+                    version=1,
+                ),
+                subject=org,
+                source=REGISTER,
+            )
+            for org in (org_a, org_b)
+        ],
+    )
+    register = app.state.deps.register
+    for org in (org_a, org_b):
+        await eventually(lambda org=org: register.organisation(org), timeout_s=30)
     return World(client, app, infra.kafka_bootstrap, unique, issuer, org_a, org_b, cases_topic)
 
 

@@ -148,6 +148,48 @@ async def test_answers_on_the_response_topic_and_a_forward(world: World) -> None
     assert [e["action"] for e in trail] == ["signal.created", "signal.answered.forwarded"]
 
 
+async def test_a_signal_goes_only_to_organisations_the_register_knows(world: World) -> None:
+    a = world.org_a
+    unknown = f"z{world.unique[:8]}"  # well-formed, but never registered
+    (sid,) = await world.evaluate(learning_point("lp1", (a,)))
+    staff = world.staff()
+    attempts = [
+        ("reassign", {"from_organisation": a, "to_organisation": unknown, "reason": "x"}),
+        ("assignees", {"organisation": unknown, "reason": "x"}),
+    ]
+    for path, body in attempts:
+        r = await world.client.post(f"/signals/{sid}/{path}", json=body, headers=staff)
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] in body
+        assert unknown in r.json()["errors"][0]["message"]
+    r = await world.client.post(
+        f"/signals/{sid}/responses",
+        json={"status": "forwarded", "forward_to": unknown},
+        headers=world.org(a),
+    )
+    assert r.status_code == 422
+    assert r.json()["field"] == "forward_to"
+    # over Kafka the same forward is dead-lettered
+    forward = new_event(
+        SignalResponse(
+            signal_id=sid, organisation=a, status=ResponseStatus.FORWARDED, forward_to=unknown
+        ),
+        subject=sid,
+        source=ORG,
+    )
+    await publish(world.bootstrap, signals_responses_topic(a), forward)
+    (dead,) = await read_topic(
+        world.bootstrap, dead_letter_topic(signals_responses_topic(a)), count=1
+    )
+    assert json.loads(dead.value)["id"] == str(forward.id)
+    assert b"not an organisation in the register" in dict(dead.headers)["x-dlq-error"]
+    signal = await world.signal(sid)
+    assert signal["organisations"] == [a]
+    assert signal["assignments"][0]["status"] == "assigned"
+    trail = (await world.client.get(f"/signals/{sid}/audit", headers=staff)).json()
+    assert [e["action"] for e in trail] == ["signal.created"]
+
+
 async def test_pmm_staff_reassign_add_and_merge(world: World) -> None:
     a, b = world.org_a, world.org_b
     first, duplicate = await world.evaluate(

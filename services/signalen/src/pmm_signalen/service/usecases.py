@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pmm_contracts import new_event
 from pmm_contracts.envelope import CloudEvent, EventData
@@ -20,7 +20,7 @@ from pmm_runtime.outbox import Outgoing, audit_entry
 from pmm_signalen.adapters.figures import YearlyFigures
 from pmm_signalen.adapters.repository import CaseRepository, SignalRepository
 from pmm_signalen.domain import figures as fig
-from pmm_signalen.domain.model import Signal, SignalError, SignalStatus
+from pmm_signalen.domain.model import RuleViolation, Signal, SignalError, SignalStatus
 from pmm_signalen.service import commands as c
 
 
@@ -39,6 +39,12 @@ class Conflict(SignalError):
 EnsureTopics = Callable[[str], Awaitable[None]]
 
 
+class Organisations(Protocol):
+    """What signalen needs of the register read model (``RegisterReadModel``)."""
+
+    async def organisation(self, code: str) -> Document | None: ...
+
+
 async def _no_topics(org: str) -> None:
     return None
 
@@ -49,6 +55,7 @@ class Deps:
     cases: CaseRepository
     figures: YearlyFigures
     source: str
+    register: Organisations
     term_days: int = 42
     ensure_topics: EnsureTopics = _no_topics
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -248,6 +255,13 @@ def _require_staff(who: Identity) -> None:
         raise Forbidden("requires the pmm_staff role")
 
 
+async def _require_registered(deps: Deps, field: str, code: str) -> None:
+    """A signal is only ever assigned to an organisation the register knows (staff changes
+    and forwards; the Loket checked the organisations of its learning points)."""
+    if await deps.register.organisation(code) is None:
+        raise RuleViolation(field, f"{code!r} is not an organisation in the register")
+
+
 async def respond(
     deps: Deps,
     organisation: str,
@@ -259,6 +273,8 @@ async def respond(
     caused_by: str | None = None,
 ) -> Signal:
     """An organisation answers; ``NotAnAssignee`` when it is not one (nothing changes)."""
+    if cmd.forward_to is not None:
+        await _require_registered(deps, "forward_to", cmd.forward_to)
     now = deps.now()
     return await _change(
         deps,
@@ -306,6 +322,7 @@ async def on_response(deps: Deps, event: CloudEvent[Any], topic_org: str | None)
 
 async def add_assignee(deps: Deps, who: Identity, signal_id: str, cmd: c.AddAssignee) -> Signal:
     _require_staff(who)
+    await _require_registered(deps, "organisation", cmd.organisation)
     now = deps.now()
     return await _change(
         deps,
@@ -322,6 +339,7 @@ async def add_assignee(deps: Deps, who: Identity, signal_id: str, cmd: c.AddAssi
 
 async def reassign(deps: Deps, who: Identity, signal_id: str, cmd: c.Reassign) -> Signal:
     _require_staff(who)
+    await _require_registered(deps, "to_organisation", cmd.to_organisation)
     now = deps.now()
     return await _change(
         deps,
