@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
+from pmm_contracts.envelope import CloudEvent, encode_event
 from pmm_runtime.auth import LocalIssuer, generate_key_pair
 from pmm_runtime.settings import ServiceSettings
 
@@ -129,6 +130,17 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -
             await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+async def publish_events(bootstrap: str, topic: str, *events: CloudEvent[Any]) -> None:
+    """Produce CloudEvents as another service would (plain client, ``acks=all``, keyed)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(topic, encode_event(event), key=event.key)
+    finally:
+        await producer.stop()
 
 
 async def read_topic(

@@ -10,9 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from pmm_contracts import encode_event, new_event
+from pmm_contracts import new_event
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events.cases import EscalationRequested
 from pmm_contracts.events.register import Availability, OrganisationState, ProfessionalState
@@ -22,19 +21,10 @@ from pmm_let.app import create_app
 from pmm_let.settings import LetSettings
 from pmm_runtime.auth import LocalIssuer
 from pmm_runtime.testing import bearer, eventually
+from pmm_runtime.testing import publish_events as publish
 
 REGISTER = "urn:nld:oin:00000001234567890000:systeem:register"
 LOKET = "urn:nld:oin:00000001234567890000:systeem:loket"
-
-
-async def publish(bootstrap: str, topic: str, *events: CloudEvent[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(topic, encode_event(event), key=event.key)
-    finally:
-        await producer.stop()
 
 
 @dataclass

@@ -13,10 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from pmm_contracts import encode_event, new_event
+from pmm_contracts import new_event
 from pmm_contracts.events.bridging import (
     ApplicationDecided,
     ApplicationReceived,
@@ -39,21 +38,12 @@ from pmm_loket.service import usecases as uc
 from pmm_loket.settings import LoketSettings
 from pmm_runtime.auth import LocalIssuer
 from pmm_runtime.testing import bearer, eventually, read_topic
+from pmm_runtime.testing import publish_events as publish
 
 pytestmark = pytest.mark.integration
 SOURCE = "urn:nld:oin:00000001234567890000:systeem:register"
 LET_SOURCE = "urn:nld:oin:00000001234567890000:systeem:let"
 BRIDGING_SOURCE = "urn:nld:oin:00000001234567890000:systeem:overbrugging"
-
-
-async def publish(bootstrap: str, topic: str, *events: Any) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(topic, encode_event(event), key=event.key)
-    finally:
-        await producer.stop()
 
 
 @dataclass

@@ -12,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from pmm_contracts import encode_event, new_event
+from pmm_contracts import new_event
 from pmm_contracts.cli import provision
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events.cases import (
@@ -43,22 +42,13 @@ from pmm_contracts.vocabulary import (
 )
 from pmm_runtime.auth import LocalIssuer
 from pmm_runtime.testing import bearer, create_topics, eventually, read_topic
+from pmm_runtime.testing import publish_events as publish
 from pmm_signalen.app import create_app
 from pmm_signalen.domain.model import signal_id_for
 from pmm_signalen.settings import SignalenSettings
 
 LOKET = "urn:nld:oin:00000001234567890000:systeem:loket"
 REGISTER = "urn:nld:oin:00000001234567890000:systeem:register"
-
-
-async def publish(bootstrap: str, topic: str, *events: CloudEvent[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(topic, encode_event(event), key=event.key)
-    finally:
-        await producer.stop()
 
 
 def learning_point(
