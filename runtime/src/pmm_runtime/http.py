@@ -14,11 +14,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class Page(BaseModel):
+    """One page of a list answer: ``total`` matches, the ``page`` asked for, its items."""
+
+    total: int
+    page: int
+    page_size: int
+    items: list[dict[str, Any]]
 
 
 class ProblemError(Exception):

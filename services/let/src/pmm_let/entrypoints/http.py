@@ -6,12 +6,12 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
 
 from pmm_let.domain.model import Escalation, Invitation
 from pmm_let.service import commands as c
 from pmm_let.service import usecases as uc
 from pmm_runtime.auth import CurrentIdentity
+from pmm_runtime.http import Page
 
 
 def deps(request: Request) -> uc.Deps:
@@ -20,13 +20,6 @@ def deps(request: Request) -> uc.Deps:
 
 
 Deps = Annotated[uc.Deps, Depends(deps)]
-
-
-class Page(BaseModel):
-    total: int
-    page: int
-    page_size: int
-    items: list[dict[str, Any]]
 
 
 def view(escalation: Escalation) -> dict[str, Any]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import BaseModel
 
 from pmm_contracts.vocabulary import LifeDomain, Role
 from pmm_register.domain.model import Organisation, Professional
 from pmm_register.service import commands as c
 from pmm_register.service import usecases as uc
 from pmm_runtime.auth import CurrentIdentity
+from pmm_runtime.http import Page
 
 
 def deps(request: Request) -> uc.Deps:
@@ -20,13 +20,6 @@ def deps(request: Request) -> uc.Deps:
 
 
 Deps = Annotated[uc.Deps, Depends(deps)]
-
-
-class Page(BaseModel):
-    total: int
-    page: int
-    page_size: int
-    items: list[dict[str, Any]]
 
 
 def org_view(org: Organisation) -> dict[str, Any]:

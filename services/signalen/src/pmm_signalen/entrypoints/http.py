@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel
 
 from pmm_contracts.vocabulary import Role
 from pmm_runtime.auth import CurrentIdentity, Identity, require_roles
+from pmm_runtime.http import Page
 from pmm_signalen.domain.model import Signal
 from pmm_signalen.service import commands as c
 from pmm_signalen.service import render
@@ -24,13 +24,6 @@ def deps(request: Request) -> uc.Deps:
 
 Deps = Annotated[uc.Deps, Depends(deps)]
 Staff = Annotated[Identity, Depends(require_roles(Role.PMM_STAFF))]
-
-
-class Page(BaseModel):
-    total: int
-    page: int
-    page_size: int
-    items: list[dict[str, Any]]
 
 
 def view(signal: Signal) -> dict[str, Any]:
