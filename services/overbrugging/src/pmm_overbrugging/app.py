@@ -47,6 +47,11 @@ def create_app(settings: OverbruggingSettings | None = None) -> FastAPI:
     )
     deps = uc.Deps(repo=repo, source=settings.source, notify=platform.relay.notify)
     platform.on_startup(repo.create_indexes)
+    platform.periodic(
+        "pending-bookings",
+        settings.pending_bookings_interval_s,
+        lambda: uc.complete_pending_bookings(deps),
+    )
 
     async def on_case(event: CloudEvent[Any]) -> None:
         await uc.on_case_event(deps, event)

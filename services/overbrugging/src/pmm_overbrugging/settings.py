@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from pmm_runtime.settings import ServiceSettings
 
 
 class OverbruggingSettings(ServiceSettings):
     service_name: str = "overbrugging"
     http_port: int = 8004
+    # How often bookings that a step saved but did not book (a crash between its two
+    # writes) are booked by the sweep; a later command on the application books them too.
+    pending_bookings_interval_s: float = Field(default=60.0, gt=0)

@@ -19,6 +19,7 @@ from pmm_contracts.events.cases import BridgingRequested, Urgency
 from pmm_contracts.topics import LOKET_CASES, OVERBRUGGING_APPLICATIONS
 from pmm_overbrugging.adapters.repository import app_fields
 from pmm_overbrugging.app import create_app
+from pmm_overbrugging.domain import model
 from pmm_overbrugging.domain.model import (
     CONDITIONS,
     Application,
@@ -272,7 +273,7 @@ async def test_concurrent_approvals_of_one_application_commit_the_budget_once(
     read = deps.repo.get_with_applied
     all_read, reads = asyncio.Event(), [0]
 
-    async def read_then_wait(application_id: str) -> tuple[Application | None, set[str]]:
+    async def read_then_wait(application_id: str) -> Any:
         result = await read(application_id)
         reads[0] += 1
         if reads[0] >= 20:
@@ -305,3 +306,127 @@ async def test_concurrent_approvals_of_one_application_commit_the_budget_once(
             deps, HOLDER, a.id, f"cmd-{unique}-x", Form.ADVANCE, Decimal("50.00"), year, None
         )
     assert (await deps.repo.budget(year) or {})["committed_cents"] == 100_00
+
+
+async def ready_application(deps: uc.Deps, unique: str, name: str) -> tuple[Application, int]:
+    """An application with all conditions met and a fresh budget year of 1,000 euro."""
+    year = 2100 + int(uuid.uuid4().hex[:4], 16) % 800
+    await deps.repo.budgets.delete_one({"_id": year})
+    await deps.repo.ledger.delete_many({"year": year})
+    await deps.repo.set_budget(year, 1_000_00)
+    a = Application(
+        id=f"{unique}-{name}",
+        case_id="c1",
+        case_number="LMM-2026-0001",
+        request_id="r1",
+        provision="p",
+        provider="x",
+        estimated_cents=100_00,
+        candidate_payers=["a", "b"],
+        received_on=deps.today(),
+    )
+    a.conditions = {name: {"met": True, "note": None} for name in CONDITIONS}
+    assert await deps.repo.add(a, [], {"action": "test"}, caused_by=None)
+    return a, year
+
+
+async def test_concurrent_different_repayments_book_only_what_the_application_records(
+    service: tuple[httpx.AsyncClient, uc.Deps], unique: str
+) -> None:
+    _, deps = service
+    a, year = await ready_application(deps, unique, "repay")
+    await uc.approve(deps, HOLDER, a.id, "approve", Form.ADVANCE, Decimal("100.00"), year, None)
+    await uc.pay(deps, HOLDER, a.id, f"pay-{unique}", Decimal("100.00"))
+    await uc.determine(deps, HOLDER, a.id, "gm0363", "Wmo 2015 art. 2.3.1")
+    await uc.request_recovery(deps, HOLDER, a.id)
+
+    # Worst interleaving: every repayment reads the application before any writes.
+    read = deps.repo.get_with_applied
+    all_read, reads = asyncio.Event(), [0]
+
+    async def read_then_wait(application_id: str) -> Any:
+        result = await read(application_id)
+        reads[0] += 1
+        if reads[0] >= 10:
+            all_read.set()
+        await all_read.wait()
+        return result
+
+    deps.repo.get_with_applied = read_then_wait  # type: ignore[method-assign]
+
+    async def repay(n: int) -> str:
+        try:
+            await uc.repay(deps, HOLDER, a.id, f"repay-{unique}-{n}", Decimal("60.00"))
+        except model.RuleViolation:
+            return "refused"
+        return "booked"
+
+    results = await asyncio.gather(*[repay(n) for n in range(10)])
+    deps.repo.get_with_applied = read  # type: ignore[method-assign]
+    assert results.count("booked") == 1  # 60 of the 100 outstanding; the rest do not fit
+    application = await deps.repo.get(a.id)
+    assert application is not None
+    assert application.recovered_cents == 60_00
+    sums = await deps.repo.ledger_sums(year)
+    assert sums["recovery"] == 60_00  # the ledger holds exactly what the application records
+    budget = await deps.repo.budget(year)
+    assert budget is not None
+    assert budget["recovered_cents"] == 60_00
+    _, _, pending = await deps.repo.get_with_applied(a.id)
+    assert pending == []
+
+
+async def test_a_step_that_crashes_before_its_booking_is_booked_once_afterwards(
+    service: tuple[httpx.AsyncClient, uc.Deps], unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, deps = service
+    a, year = await ready_application(deps, unique, "crash")
+    await uc.approve(deps, HOLDER, a.id, "approve", Form.ADVANCE, Decimal("100.00"), year, None)
+    book = deps.repo.book
+
+    async def crash(**kwargs: Any) -> None:
+        raise RuntimeError("process killed between the save and the booking")
+
+    monkeypatch.setattr(deps.repo, "book", crash)
+    with pytest.raises(RuntimeError):
+        await uc.pay(deps, HOLDER, a.id, f"pay-{unique}", Decimal("100.00"))
+    monkeypatch.setattr(deps.repo, "book", book)
+    saved, _, pending = await deps.repo.get_with_applied(a.id)
+    assert saved is not None
+    assert saved.paid_cents == 100_00
+    assert [p["kind"] for p in pending] == ["payment"]  # owed, not yet in the ledger
+    assert "payment" not in await deps.repo.ledger_sums(year)
+
+    assert await uc.complete_pending_bookings(deps) >= 1  # the sweep books it
+    await uc.pay(deps, HOLDER, a.id, f"pay-{unique}", Decimal("100.00"))  # a retry: no-op
+    _, _, pending = await deps.repo.get_with_applied(a.id)
+    assert pending == []
+    assert (await deps.repo.ledger_sums(year))["payment"] == 100_00
+    assert (await deps.repo.budget(year) or {})["paid_cents"] == 100_00
+
+
+async def test_a_commitment_retried_after_a_crash_keeps_the_amount_the_budget_moved_by(
+    service: tuple[httpx.AsyncClient, uc.Deps], unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, deps = service
+    a, year = await ready_application(deps, unique, "commit")
+    insert = deps.repo.ledger.insert_one
+
+    async def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("process killed between the budget and the ledger write")
+
+    monkeypatch.setattr(deps.repo.ledger, "insert_one", crash)
+    with pytest.raises(RuntimeError):
+        await uc.approve(deps, HOLDER, a.id, "first", Form.ADVANCE, Decimal("100.00"), year, None)
+    monkeypatch.setattr(deps.repo.ledger, "insert_one", insert)
+    with pytest.raises(uc.Conflict):  # another amount for the same commitment
+        await uc.approve(deps, HOLDER, a.id, "second", Form.ADVANCE, Decimal("50.00"), year, None)
+    assert await deps.repo.ledger_sums(year) == {"commitment": 100_00}
+    approved = await uc.approve(
+        deps, HOLDER, a.id, "first", Form.ADVANCE, Decimal("100.00"), year, None
+    )
+    assert approved.amount_cents == 100_00
+    budget = await deps.repo.budget(year)
+    assert budget is not None
+    assert budget["committed_cents"] == 100_00
+    assert await deps.repo.ledger_sums(year) == {"commitment": 100_00}

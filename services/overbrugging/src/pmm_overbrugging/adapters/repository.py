@@ -3,7 +3,12 @@
 A budget can never be overdrawn: an approval commits with ONE conditional single-document
 update (``available_cents >= amount`` and the command not applied yet); there is no
 read-then-write. Ledger entries are immutable documents whose ``_id`` is the command id,
-so a retried command books nothing twice.
+so a retried command books nothing twice; the budget remembers each command's amount, so
+a retry after a crash writes the ledger entry with the amount the budget moved by.
+
+Every other money step is saved on the application first, with the booking it owes in
+``_pending_bookings`` (same atomic write), and booked after; whoever finds a pending
+booking (the next command on that application, or the periodic sweep) books it, once.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ def app_fields(application: Application) -> Document:
 def app_from(doc: Document) -> Application:
     data = {k: v for k, v in doc.items() if not k.startswith("_")}
     return _APP.validate_python({**data, "id": doc["_id"], "version": doc["_version"]})
+
+
+PENDING = "_pending_bookings"
 
 
 class AlreadyBooked(Exception):
@@ -91,7 +99,10 @@ class BridgingRepository:
         events: Sequence[Pending],
         audit: Document,
         caused_by: str | None = None,
+        pending_booking: Document | None = None,
     ) -> bool:
+        """Save the new state, its events and audit entry, and the booking it owes (if
+        any), in one conditional write."""
         saved = await self.applications.update(
             application.id,
             expected_version=expected_version,
@@ -99,16 +110,36 @@ class BridgingRepository:
             events=events,
             audit=audit,
             caused_by=caused_by,
+            push={PENDING: pending_booking} if pending_booking is not None else None,
         )
         return saved is not None
 
-    async def get_with_applied(self, application_id: str) -> tuple[Application | None, set[str]]:
-        """The application and the ids of the commands applied to it, in one read by _id
-        (FerretDB pushes only a bare _id filter down to its index)."""
+    async def get_with_applied(
+        self, application_id: str
+    ) -> tuple[Application | None, set[str], list[Document]]:
+        """The application, the ids of the commands applied to it and the bookings it still
+        owes, in one read by _id (FerretDB pushes only a bare _id filter down)."""
         doc = await self.applications.get(application_id)
         if doc is None:
-            return None, set()
-        return app_from(doc), set(doc.get("_applied", []))
+            return None, set(), []
+        return app_from(doc), set(doc.get("_applied", [])), list(doc.get(PENDING, []))
+
+    async def booked(self, application_id: str, booking: Document) -> None:
+        """The booking is in the ledger: remove it from the application's pending list
+        (the exact entry; FerretDB's ``$pull`` with a condition removes nothing)."""
+        await self.applications.collection.update_one(
+            {"_id": application_id}, {"$pullAll": {PENDING: [booking]}}
+        )
+
+    async def with_pending_bookings(self, limit: int = 500) -> list[tuple[str, list[Document]]]:
+        docs = (
+            await self.applications.collection.find(
+                {f"{PENDING}.0": {"$exists": True}}, {PENDING: 1}
+            )
+            .limit(limit)
+            .to_list(None)
+        )
+        return [(d["_id"], list(d[PENDING])) for d in docs]
 
     async def all(self, status: str | None = None) -> list[Application]:
         query = {"status": status} if status else {}
@@ -153,7 +184,7 @@ class BridgingRepository:
         return result
 
     async def budget(self, year: int) -> Document | None:
-        return await self.budgets.find_one({"_id": year}, {"commands": 0})
+        return await self.budgets.find_one({"_id": year}, {"commands": 0, "amounts": 0})
 
     async def book(
         self, *, command_id: str, year: int, kind: str, amount_cents: int, application_id: str
@@ -168,12 +199,21 @@ class BridgingRepository:
         if moves.get("available_cents", 0) < 0:
             condition["available_cents"] = {"$gte": amount_cents}
         moved = await self.budgets.find_one_and_update(
-            condition, {"$inc": moves, "$push": {"commands": command_id}}
+            condition,
+            {
+                "$inc": moves,
+                "$push": {"commands": command_id, "amounts": {"c": command_id, "n": amount_cents}},
+            },
         )
         if moved is None:
-            applied = await self.budgets.find_one({"_id": year, "commands": command_id}, {"_id": 1})
+            applied = await self.budgets.find_one({"_id": year, "commands": command_id})
             if applied is None:
                 raise LookupError("budget")  # no budget, or not enough available
+            # Moved by an earlier attempt that may have crashed before its ledger entry:
+            # the entry gets the amount the budget moved by, not this attempt's.
+            for booked in applied.get("amounts", []):
+                if booked.get("c") == command_id:
+                    amount_cents = int(booked["n"])
         entry = {
             "_id": command_id,
             "application_id": application_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pmm_overbrugging.domain.model import (
     to_euros,
 )
 from pmm_runtime.auth import Identity
+from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import Outgoing, audit_entry
 
 NAMESPACE = uuid.UUID("6f1c2a7e-2b8f-4c55-9a53-3c1b0f0e7d21")
@@ -123,6 +125,30 @@ def ledger_entry_id(application_id: str, kind: str, command_id: str) -> str:
     return f"commitment:{application_id}" if kind == "commitment" else command_id
 
 
+async def _book(deps: Deps, application_id: str, booking: Document) -> None:
+    """Book one pending booking (idempotent by its entry id) and mark it done."""
+    with contextlib.suppress(AlreadyBooked):
+        await deps.repo.book(
+            command_id=booking["entry_id"],
+            year=booking["year"],
+            kind=booking["kind"],
+            amount_cents=booking["cents"],
+            application_id=application_id,
+        )
+    await deps.repo.booked(application_id, booking)
+
+
+async def complete_pending_bookings(deps: Deps) -> int:
+    """The periodic sweep: book what a step saved but did not book (it crashed between
+    its two writes, and no later command on that application booked it either)."""
+    done = 0
+    for application_id, bookings in await deps.repo.with_pending_bookings():
+        for booking in bookings:
+            await _book(deps, application_id, booking)
+            done += 1
+    return done
+
+
 async def _step(
     deps: Deps,
     who: Identity,
@@ -133,39 +159,34 @@ async def _step(
     reason: str | None = None,
 ) -> Application:
     """One command: domain change, budget and ledger booking, and the application's new
-    state with its events, each step idempotent by ``command_id``."""
+    state with its events, each step idempotent by ``command_id``.
+
+    A commitment is booked *before* the application is saved: the budget's conditional
+    update decides whether the approval may happen at all. Every other booking (payment,
+    release, recovery, write-off) cannot fail on the budget, so the application is saved
+    *first* with the booking it owes (``_pending_bookings``, same atomic write) and booked
+    after: two different commands on one application cannot both book, since only the one
+    whose save wins owes a booking, and a crash in between leaves a pending booking that
+    the next command on the application, a retry, or the periodic sweep books."""
     for _ in range(5):
-        application, applied = await deps.repo.get_with_applied(application_id)
+        application, applied, pending = await deps.repo.get_with_applied(application_id)
         if application is None:
             raise NotFound(f"no application {application_id!r}")
+        for booking in pending:
+            await _book(deps, application.id, booking)
         if command_id in applied:
             return application  # a retried command changes nothing
         before = {"status": application.status.value}
-        events, booking = change(application)
-        if booking is not None:
-            kind, cents = booking
+        events, booking_owed = change(application)
+        owed: Document | None = None
+        if booking_owed is not None:
+            kind, cents = booking_owed
             year = application.budget_year or deps.today().year
             entry_id = ledger_entry_id(application.id, kind, command_id)
-            try:
-                await deps.repo.book(
-                    command_id=entry_id,
-                    year=year,
-                    kind=kind,
-                    amount_cents=cents,
-                    application_id=application.id,
-                )
-            except LookupError as exc:
-                raise InsufficientBudget(
-                    f"{to_euros(cents)} euro exceeds the available budget of {year} "
-                    "(or no budget is set for that year)"
-                ) from exc
-            except AlreadyBooked:
-                # Booked by an earlier attempt (of this command, or for a commitment of
-                # any approval of this application): finish the rest, same amount only.
-                if await deps.repo.entry_amount(entry_id) != cents:
-                    raise Conflict(
-                        f"{entry_id} was booked with another amount; retry the original command"
-                    ) from None
+            if kind == "commitment":
+                await _commit(deps, application.id, entry_id, year, cents)
+            else:
+                owed = {"entry_id": entry_id, "year": year, "kind": kind, "cents": cents}
         expected = application.version
         application.version += 1
         saved = await deps.repo.save(
@@ -180,11 +201,38 @@ async def _step(
                 new={"status": application.status.value, "command_id": command_id},
             ),
             caused_by=command_id,
+            pending_booking=owed,
         )
         if saved:
+            if owed is not None:
+                await _book(deps, application.id, owed)
             deps.notify()
             return application
     raise Conflict(f"application {application_id} kept changing; try again")
+
+
+async def _commit(deps: Deps, application_id: str, entry_id: str, year: int, cents: int) -> None:
+    """Commit budget for an approval, or raise ``InsufficientBudget``; once per application."""
+    try:
+        await deps.repo.book(
+            command_id=entry_id,
+            year=year,
+            kind="commitment",
+            amount_cents=cents,
+            application_id=application_id,
+        )
+    except LookupError as exc:
+        raise InsufficientBudget(
+            f"{to_euros(cents)} euro exceeds the available budget of {year} "
+            "(or no budget is set for that year)"
+        ) from exc
+    except AlreadyBooked:
+        # Committed by an earlier attempt (of this command, or of another approval of this
+        # application): go on only with the same amount.
+        if await deps.repo.entry_amount(entry_id) != cents:
+            raise Conflict(
+                f"{entry_id} was booked with another amount; retry the original command"
+            ) from None
 
 
 async def record_conditions(
