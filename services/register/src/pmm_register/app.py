@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from pmm_contracts.events.register import OrganisationState, ProfessionalState
@@ -11,6 +13,7 @@ from pmm_contracts.topics import (
     REGISTER_VERIFICATIONS,
 )
 from pmm_register.adapters.repository import RegisterRepository
+from pmm_register.adapters.search_index import SearchIndex
 from pmm_register.domain import model
 from pmm_register.entrypoints.http import router
 from pmm_register.service import usecases as uc
@@ -52,7 +55,10 @@ def create_app(settings: RegisterSettings | None = None) -> FastAPI:
     platform.publisher(
         REGISTER_VERIFICATIONS, events=[], description="Requests to verify a stale entry"
     )
-    repo = RegisterRepository(platform.store("organisations"), platform.store("professionals"))
+    index = SearchIndex()
+    repo = RegisterRepository(
+        platform.store("organisations"), platform.store("professionals"), index
+    )
     deps = uc.Deps(
         repo=repo,
         source=settings.source,
@@ -60,6 +66,11 @@ def create_app(settings: RegisterSettings | None = None) -> FastAPI:
         stale_after_months=settings.stale_after_months,
     )
     platform.on_startup(repo.create_indexes)
+
+    async def search_index(stop: asyncio.Event) -> None:
+        await index.follow(settings.kafka_bootstrap, REGISTER_PROFESSIONALS, stop)
+
+    platform.background(search_index)
 
     platform.periodic(
         "stale-scan", settings.stale_scan_interval_s, lambda: uc.request_verifications(deps)

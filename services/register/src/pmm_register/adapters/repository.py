@@ -7,6 +7,7 @@ Dates are ISO strings; the store's ``_version`` is the entry's version on the ch
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -16,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 
 from pmm_contracts.events.register import Availability, Commitment
 from pmm_contracts.vocabulary import LifeDomain, OrganisationKind, Role
+from pmm_register.adapters.search_index import SearchIndex
 from pmm_register.domain.model import DuplicateEmail, Organisation, Professional
 from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import AggregateStore, Pending
@@ -81,9 +83,13 @@ class RegisterRepository:
         self,
         organisations: AggregateStore,
         professionals: AggregateStore,
+        index: SearchIndex | None = None,
     ) -> None:
         self.organisations = organisations
         self.professionals = professionals
+        # This replica's search index learns its own writes at once (read-your-writes);
+        # the other replicas' writes reach it through the changelog.
+        self.index = index
 
     async def create_indexes(self) -> None:
         p: AsyncCollection[Document] = self.professionals.collection
@@ -136,11 +142,14 @@ class RegisterRepository:
         self, professional: Professional, events: Sequence[Pending], audit: Document
     ) -> bool:
         try:
-            return await self.professionals.create(
+            created = await self.professionals.create(
                 professional.id, professional_fields(professional), events, audit=audit
             )
         except DuplicateKeyError as exc:
             raise DuplicateEmail(f"{professional.email} is registered already") from exc
+        if created and self.index is not None:
+            self.index.apply(replace(professional, version=1))
+        return created
 
     async def save_professional(
         self,
@@ -160,6 +169,8 @@ class RegisterRepository:
             )
         except DuplicateKeyError as exc:
             raise DuplicateEmail(f"{professional.email} is registered already") from exc
+        if saved is not None and self.index is not None:
+            self.index.apply(replace(professional, version=expected_version + 1))
         return saved is not None
 
     async def remove_professional(
@@ -183,6 +194,8 @@ class RegisterRepository:
             events=events,
             audit=audit,
         )
+        if saved is not None and self.index is not None:
+            self.index.remove(professional.id, professional.version + 1)
         return saved is not None
 
     async def search(self, query: Document, *, skip: int, limit: int) -> tuple[int, list[Any]]:

@@ -17,6 +17,7 @@ from pmm_contracts.topics import (
 )
 from pmm_contracts.vocabulary import Role
 from pmm_register.adapters.repository import RegisterRepository
+from pmm_register.adapters.search_index import Filters
 from pmm_register.domain.model import (
     NotFound,
     Organisation,
@@ -24,6 +25,7 @@ from pmm_register.domain.model import (
     RegisterError,
     UnknownOrganisation,
     _months_before,
+    search_terms,
 )
 from pmm_register.service import commands as c
 from pmm_runtime.auth import Identity
@@ -358,8 +360,20 @@ async def request_verifications(deps: Deps, *, batch: int = 500) -> int:
 
 
 async def search(deps: Deps, query: c.SearchQuery) -> tuple[int, list[Professional]]:
-    from pmm_register.domain.model import search_terms
-
+    """From this replica's in-memory index once it has replayed the changelog; from the
+    store before that (same filters, same order)."""
+    terms = tuple(search_terms(query.q)) if query.q else ()
+    skip = (query.page - 1) * query.page_size
+    index = deps.repo.index
+    if index is not None and index.ready:
+        filters = Filters(
+            organisation=query.organisation,
+            roles=(query.role.value,) if query.role else (),
+            life_domain=query.life_domain.value if query.life_domain else None,
+            tag=query.tag,
+            terms=terms,
+        )
+        return index.search(filters, skip=skip, limit=query.page_size)
     mongo: dict[str, Any] = {}
     if query.organisation:
         mongo["organisation"] = query.organisation
@@ -369,11 +383,8 @@ async def search(deps: Deps, query: c.SearchQuery) -> tuple[int, list[Profession
         mongo["life_domains"] = query.life_domain.value
     if query.tag:
         mongo["tags"] = query.tag
-    if query.q:
-        terms = search_terms(query.q)
-        if terms:
-            mongo["terms"] = {"$all": terms}
-    skip = (query.page - 1) * query.page_size
+    if terms:
+        mongo["terms"] = {"$all": list(terms)}
     return await deps.repo.search(mongo, skip=skip, limit=query.page_size)
 
 
@@ -394,13 +405,16 @@ async def contact_for(
     a deputy in place of an absent one; with ``urgent`` only those with an urgent line,
     urgent line first."""
     await _get_org(deps, organisation)
-    query: dict[str, Any] = {
-        "organisation": organisation,
-        "roles": {"$in": [Role.MAATWERK_PROFESSIONAL.value, Role.AMBASSADOR.value]},
-    }
-    if life_domain:
-        query["life_domains"] = life_domain
-    _, candidates = await deps.repo.search(query, skip=0, limit=50)
+    roles = (Role.MAATWERK_PROFESSIONAL.value, Role.AMBASSADOR.value)
+    index = deps.repo.index
+    if index is not None and index.ready:
+        filters = Filters(organisation=organisation, roles=roles, life_domain=life_domain)
+        _, candidates = index.search(filters, skip=0, limit=50)
+    else:
+        query: dict[str, Any] = {"organisation": organisation, "roles": {"$in": list(roles)}}
+        if life_domain:
+            query["life_domains"] = life_domain
+        _, candidates = await deps.repo.search(query, skip=0, limit=50)
     today = deps.today()
     contacts: list[Contact] = []
     seen: set[str] = set()
