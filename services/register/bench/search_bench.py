@@ -34,6 +34,7 @@ from pmm_register.service import commands as c
 from pmm_register.service import usecases as uc
 from pmm_runtime.mongo import create_client
 from pmm_runtime.outbox import AggregateStore
+from pmm_runtime.testing import create_topics, eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 ORGS = [f"gm{n:04d}" for n in range(1, 301)] + ["uwv", "svb", "duo", "cak", "cjib"]
@@ -97,7 +98,7 @@ def summary(name: str, samples: list[float]) -> str:
     return f"{name:28} p50 {q[49]:7.2f} ms   p95 {q[94]:7.2f} ms   p99 {q[98]:7.2f} ms"
 
 
-async def main(professionals: int, queries: int, store_queries: int) -> None:
+async def main(professionals: int, queries: int, store_queries: int, replay: bool) -> None:
     rng = random.Random(42)
     url = store_url()
     client = create_client(url, app_name="register-bench")
@@ -118,8 +119,10 @@ async def main(professionals: int, queries: int, store_queries: int) -> None:
         started = time.perf_counter()
         batch = []
         indexing = 0.0
+        everyone: list[Professional] = []
         for i in range(professionals):
             p = generate(i, rng)
+            everyone.append(p)
             t = time.perf_counter()
             index.apply(p)
             indexing += time.perf_counter() - t
@@ -171,9 +174,46 @@ async def main(professionals: int, queries: int, store_queries: int) -> None:
             f"/ store search p95 = {q95 / s95:.4f}x; target p95 <= 20 ms: "
             f"{'met' if q95 <= 20 else 'NOT met'}"
         )
+        if replay:
+            await time_replay(everyone, source)
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def time_replay(everyone: list[Professional], source: str) -> None:
+    """Publish every entry's state to a throwaway topic and time a fresh index's replay."""
+    from aiokafka import AIOKafkaProducer
+
+    from pmm_contracts import encode_event, new_event
+
+    bootstrap = os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    topic = f"bench.register.professionals.{uuid.uuid4().hex[:8]}"
+    await create_topics(bootstrap, [topic])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await producer.start()
+    try:
+        sends = [
+            await producer.send(
+                topic,
+                encode_event(new_event(p.state(), subject=p.id, source=source)),
+                key=p.id.encode(),
+            )
+            for p in everyone
+        ]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    fresh, stop = SearchIndex(), asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(fresh.follow(bootstrap, topic, stop))
+    await eventually(lambda: fresh.ready, timeout_s=900, interval_s=0.05)
+    print(
+        f"replay: a fresh index read {len(fresh)} entries from Kafka and was ready in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    stop.set()
+    await task
 
 
 if __name__ == "__main__":
@@ -181,5 +221,8 @@ if __name__ == "__main__":
     parser.add_argument("--professionals", type=int, default=50_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--store-queries", type=int, default=30)
+    parser.add_argument(
+        "--replay", action="store_true", help="also time a fresh index replaying from Kafka"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.professionals, args.queries, args.store_queries))
+    asyncio.run(main(args.professionals, args.queries, args.store_queries, args.replay))
