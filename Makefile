@@ -14,7 +14,7 @@ ORG ?= pmm
 ROLE ?= maatwerk_professional
 SUB ?=
 
-.PHONY: help install infra topics keys run stop test lint schemas token seed
+.PHONY: help install infra topics keys run stop reset test lint schemas token seed
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ run: install infra topics keys ## bring up the whole platform
 stop: ## stop the services, Kafka and the store
 	@bash deploy/local/services.sh stop
 	@bash deploy/local/infra.sh down
+
+reset: stop ## stop, then delete the local broker's and store's data (keeps the jars and the build)
+	@rm -rf .local/kafka/data .local/ferretdb/data .local/mongo/data
+	@echo "reset: local Kafka and store data deleted; the next make run starts empty"
 
 test: install infra keys ## run every test against the real broker and store
 	@"$(UV)" run --no-sync pytest
