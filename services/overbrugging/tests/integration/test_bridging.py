@@ -251,23 +251,7 @@ async def test_concurrent_approvals_of_one_application_commit_the_budget_once(
     service: tuple[httpx.AsyncClient, uc.Deps], unique: str
 ) -> None:
     _, deps = service
-    year = 2100 + int(unique[:4], 16) % 50
-    await deps.repo.budgets.delete_one({"_id": year})
-    await deps.repo.ledger.delete_many({"year": year})
-    await deps.repo.set_budget(year, 1_000_00)
-    a = Application(
-        id=f"{unique}-one",
-        case_id="c1",
-        case_number="LMM-2026-0001",
-        request_id="r1",
-        provision="p",
-        provider="x",
-        estimated_cents=100_00,
-        candidate_payers=["a", "b"],
-        received_on=deps.today(),
-    )
-    a.conditions = {name: {"met": True, "note": None} for name in CONDITIONS}
-    assert await deps.repo.add(a, [], {"action": "test"}, caused_by=None)
+    a, year = await ready_application(deps, unique, "one")
 
     # Force the worst interleaving: every approval reads the application before any books.
     read = deps.repo.get_with_applied
