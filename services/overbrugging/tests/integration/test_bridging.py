@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -253,20 +254,6 @@ async def test_concurrent_approvals_of_one_application_commit_the_budget_once(
     _, deps = service
     a, year = await ready_application(deps, unique, "one")
 
-    # Force the worst interleaving: every approval reads the application before any books.
-    read = deps.repo.get_with_applied
-    all_read, reads = asyncio.Event(), [0]
-
-    async def read_then_wait(application_id: str) -> Any:
-        result = await read(application_id)
-        reads[0] += 1
-        if reads[0] >= 20:
-            all_read.set()
-        await all_read.wait()
-        return result
-
-    deps.repo.get_with_applied = read_then_wait  # type: ignore[method-assign]
-
     async def approve(n: int) -> str:
         try:
             await uc.approve(
@@ -276,8 +263,8 @@ async def test_concurrent_approvals_of_one_application_commit_the_budget_once(
             return "forbidden"
         return "approved"
 
-    results = await asyncio.gather(*[approve(n) for n in range(20)])
-    deps.repo.get_with_applied = read  # type: ignore[method-assign]
+    with all_read_first(deps, 20):  # the worst interleaving
+        results = await asyncio.gather(*[approve(n) for n in range(20)])
     assert results.count("approved") == 1
     budget = await deps.repo.budget(year)
     assert budget is not None
@@ -290,6 +277,28 @@ async def test_concurrent_approvals_of_one_application_commit_the_budget_once(
             deps, HOLDER, a.id, f"cmd-{unique}-x", Form.ADVANCE, Decimal("50.00"), year, None
         )
     assert (await deps.repo.budget(year) or {})["committed_cents"] == 100_00
+
+
+@contextlib.contextmanager
+def all_read_first(deps: uc.Deps, n: int) -> Iterator[None]:
+    """Force the worst interleaving: ``n`` concurrent commands each read the application
+    before any of them goes on to book or save."""
+    read = deps.repo.get_with_applied
+    all_read, reads = asyncio.Event(), [0]
+
+    async def read_then_wait(application_id: str) -> Any:
+        result = await read(application_id)
+        reads[0] += 1
+        if reads[0] >= n:
+            all_read.set()
+        await all_read.wait()
+        return result
+
+    deps.repo.get_with_applied = read_then_wait  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        deps.repo.get_with_applied = read  # type: ignore[method-assign]
 
 
 async def ready_application(deps: uc.Deps, unique: str, name: str) -> tuple[Application, int]:
@@ -324,20 +333,6 @@ async def test_concurrent_different_repayments_book_only_what_the_application_re
     await uc.determine(deps, HOLDER, a.id, "gm0363", "Wmo 2015 art. 2.3.1")
     await uc.request_recovery(deps, HOLDER, a.id)
 
-    # Worst interleaving: every repayment reads the application before any writes.
-    read = deps.repo.get_with_applied
-    all_read, reads = asyncio.Event(), [0]
-
-    async def read_then_wait(application_id: str) -> Any:
-        result = await read(application_id)
-        reads[0] += 1
-        if reads[0] >= 10:
-            all_read.set()
-        await all_read.wait()
-        return result
-
-    deps.repo.get_with_applied = read_then_wait  # type: ignore[method-assign]
-
     async def repay(n: int) -> str:
         try:
             await uc.repay(deps, HOLDER, a.id, f"repay-{unique}-{n}", Decimal("60.00"))
@@ -345,8 +340,8 @@ async def test_concurrent_different_repayments_book_only_what_the_application_re
             return "refused"
         return "booked"
 
-    results = await asyncio.gather(*[repay(n) for n in range(10)])
-    deps.repo.get_with_applied = read  # type: ignore[method-assign]
+    with all_read_first(deps, 10):  # the worst interleaving
+        results = await asyncio.gather(*[repay(n) for n in range(10)])
     assert results.count("booked") == 1  # 60 of the 100 outstanding; the rest do not fit
     application = await deps.repo.get(a.id)
     assert application is not None
