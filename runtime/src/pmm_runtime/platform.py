@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import ChainMap
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -77,6 +78,7 @@ class Platform:
         )
         self._startup: list[Hook] = []
         self._background: list[BackgroundTask] = []
+        self._readiness: dict[str, Callable[[], Awaitable[bool]]] = {}
 
     # Declarations ---------------------------------------------------------------------------
 
@@ -122,6 +124,11 @@ class Platform:
             title=f"{self.settings.service_name}.{purpose}:subscribe",
             description=description,
         )
+
+    def readiness(self, name: str, check: Callable[[], Awaitable[bool]]) -> None:
+        """Another condition of ``/readyz`` besides the broker and the store (e.g. a cache
+        that must be warm before the replica takes traffic)."""
+        self._readiness[name] = check
 
     def on_startup(self, hook: Hook) -> None:
         self._startup.append(hook)
@@ -223,7 +230,9 @@ class Platform:
         )
         install_problem_handlers(app, error_statuses)
         install_health_routes(
-            app, {"broker": self.broker_ready, "store": self.store_ready}, self.metrics.render
+            app,
+            ChainMap({"broker": self.broker_ready, "store": self.store_ready}, self._readiness),
+            self.metrics.render,
         )
 
         @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI of this service")

@@ -72,6 +72,13 @@ def create_app(settings: RegisterSettings | None = None) -> FastAPI:
 
     platform.background(search_index)
 
+    async def search_index_ready() -> bool:
+        return index.ready
+
+    # A new replica takes traffic once its index has replayed the changelog (seconds); the
+    # store's answer in the meantime is correct but slow on FerretDB.
+    platform.readiness("search_index", search_index_ready)
+
     platform.periodic(
         "stale-scan", settings.stale_scan_interval_s, lambda: uc.request_verifications(deps)
     )

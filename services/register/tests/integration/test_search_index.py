@@ -35,6 +35,9 @@ async def test_two_replicas_search_their_indexes_like_the_store(
     assert index_a is not None
     assert index_b is not None
     await eventually(lambda: index_a.ready and index_b.ready, timeout_s=60)
+    ready = await b.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["search_index"] == "ok"
 
     admin = bearer(issuer, "pmm", "register_admin")
     org = f"svb{unique[:6]}"

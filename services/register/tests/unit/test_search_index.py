@@ -99,3 +99,14 @@ def test_many_matches_page_the_same_as_a_full_sort() -> None:
         total, page = index.search(Filters(organisation="uwv"), skip=skip, limit=20)
         assert total == len(expected)
         assert [p.id for p in page] == [p.id for p in expected[skip : skip + 20]]
+
+
+async def test_a_replica_is_not_ready_before_its_index() -> None:
+    from pmm_register.app import create_app
+    from pmm_register.settings import RegisterSettings
+
+    app = create_app(RegisterSettings())
+    checks = app.state.platform._readiness  # the check /readyz runs besides broker and store
+    assert await checks["search_index"]() is False
+    app.state.deps.repo.index.ready = True
+    assert await checks["search_index"]() is True
