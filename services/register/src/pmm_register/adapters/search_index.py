@@ -65,6 +65,7 @@ def _keys(p: Professional) -> Iterable[tuple[str, str]]:
         yield "term", term
 
 
+RETRY_S = 2.0  # wait before replaying again after the consumer failed
 SORT_DIRECTLY = 2000  # up to this many matches are sorted; more walk the kept order
 
 
@@ -172,7 +173,18 @@ class SearchIndex:
     # Following the changelog ---------------------------------------------------------------
 
     async def follow(self, bootstrap: str, topic: str, stop: asyncio.Event) -> None:
-        """Replay ``topic`` from offset 0 into the index, then keep following it."""
+        """Replay ``topic`` from offset 0 into the index, then keep following it; after a
+        failure, not ready (search goes to the store) until a new replay caught up."""
+        while not stop.is_set():
+            try:
+                await self._follow(bootstrap, topic, stop)
+            except Exception as exc:
+                self.ready = False
+                log.warning("search index: following the changelog failed", error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=RETRY_S)
+
+    async def _follow(self, bootstrap: str, topic: str, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=None,  # every replica reads every partition; nothing is committed
