@@ -120,3 +120,17 @@ def test_search_terms_cover_name_function_and_tags() -> None:
     )
     assert {"vries", "klantmanager", "wajong", "participatiewet", "ww"} <= set(p.terms())
     assert search_terms("  De VRIES ") == ["de", "vries"]
+
+
+def test_an_entry_survives_its_changelog_state() -> None:
+    p = Professional.register(
+        org(),
+        id="uwv-1",
+        name="Anna de Vries",
+        email="anna@uwv.nl",
+        roles=(Role.MAATWERK_PROFESSIONAL,),
+        last_verified_on=TODAY,
+        life_domains=(LifeDomain.INCOME,),
+        tags=("WW",),
+    )
+    assert Professional.from_state(p.state()) == p

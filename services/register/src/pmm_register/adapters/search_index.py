@@ -34,25 +34,6 @@ from pmm_runtime.logging import get_logger
 log = get_logger(__name__)
 
 
-def professional_from_state(state: ProfessionalState) -> Professional:
-    return Professional(
-        id=state.id,
-        organisation=state.organisation,
-        name=state.name,
-        email=state.email,
-        roles=tuple(state.roles),
-        last_verified_on=state.last_verified_on,
-        function=state.function,
-        life_domains=tuple(state.life_domains),
-        tags=tuple(state.tags),
-        phone=state.phone,
-        urgent_phone=state.urgent_phone,
-        availability=state.availability,
-        stale=state.stale,
-        version=state.version,
-    )
-
-
 def _keys(p: Professional) -> Iterable[tuple[str, str]]:
     yield "organisation", p.organisation
     for role in p.roles:
@@ -230,7 +211,7 @@ class SearchIndex:
             log.warning("search index: undecodable changelog record skipped", error=str(exc))
             return
         if isinstance(event.data, ProfessionalState):
-            self.apply(professional_from_state(event.data))
+            self.apply(Professional.from_state(event.data))
 
 
 async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:

@@ -228,6 +228,11 @@ class Professional:
             version=self.version,
         )
 
+    @classmethod
+    def from_state(cls, state: ProfessionalState) -> Professional:
+        """The entry as its changelog state carries it (the inverse of ``state()``)."""
+        return cls(**{name: getattr(state, name) for name in type(state).model_fields})
+
     def terms(self) -> list[str]:
         return search_terms(self.name, self.function, *self.tags)
 
