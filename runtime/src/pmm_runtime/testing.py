@@ -2,15 +2,14 @@
 
 Loaded by the root ``conftest.py``. The broker and store are ``PMM_KAFKA_BOOTSTRAP`` /
 ``PMM_MONGODB_URL`` when set; otherwise the project's own ``deploy/local/infra.sh``
-starts them (idempotent); otherwise, when a Docker engine is present, testcontainers.
-Each test gets unique topic and database names, so tests never see each other's data.
+starts them (idempotent). ``local_infra()`` does the same for benchmarks. Each test gets
+unique topic and database names, so tests never see each other's data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import uuid
@@ -51,32 +50,44 @@ def _mongo_host_port(url: str) -> str:
     return rest if ":" in rest else rest + ":27017"
 
 
-@pytest.fixture(scope="session")
-def infra() -> Infra:
+class InfraUnavailable(RuntimeError):
+    """No broker or store to run against."""
+
+
+def local_infra() -> Infra:
+    """The broker and store for tests and benchmarks, with the topic catalogue provisioned.
+
+    ``PMM_KAFKA_BOOTSTRAP`` / ``PMM_MONGODB_URL`` when set; otherwise the project's own
+    ``deploy/local/infra.sh`` starts them (idempotent) and ``store.sh url`` names the store.
+    """
     bootstrap = os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     mongodb_url = os.environ.get("PMM_MONGODB_URL")
     script = REPO_ROOT / "deploy" / "local"
     if mongodb_url is None or not _reachable(bootstrap):
-        if (script / "infra.sh").exists():
-            subprocess.run(["bash", str(script / "infra.sh"), "up"], check=True)  # noqa: S603, S607
-            if mongodb_url is None:
-                mongodb_url = subprocess.run(  # noqa: S603
-                    ["bash", str(script / "store.sh"), "url"],  # noqa: S607
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout.strip()
-        elif shutil.which("docker"):  # pragma: no cover - machines with Docker only
-            pytest.skip("start Kafka and MongoDB (deploy/compose.yaml) and set PMM_* urls")
-        else:  # pragma: no cover
-            pytest.fail("no Kafka/store: set PMM_KAFKA_BOOTSTRAP and PMM_MONGODB_URL")
-    assert mongodb_url is not None
+        if not (script / "infra.sh").exists():
+            raise InfraUnavailable("no Kafka/store: set PMM_KAFKA_BOOTSTRAP and PMM_MONGODB_URL")
+        subprocess.run(["bash", str(script / "infra.sh"), "up"], check=True)  # noqa: S603, S607
+        if mongodb_url is None:
+            mongodb_url = subprocess.run(  # noqa: S603
+                ["bash", str(script / "store.sh"), "url"],  # noqa: S607
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
     if not _reachable(_mongo_host_port(mongodb_url)):
-        pytest.fail(f"store not reachable at {mongodb_url}")
+        raise InfraUnavailable(f"store not reachable at {mongodb_url}")
     from pmm_contracts.cli import all_specs, provision
 
     asyncio.run(provision(bootstrap, all_specs([])))  # the catalogue, with compaction
     return Infra(bootstrap, mongodb_url)
+
+
+@pytest.fixture(scope="session")
+def infra() -> Infra:
+    try:
+        return local_infra()
+    except InfraUnavailable as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

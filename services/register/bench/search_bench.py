@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
-from pathlib import Path
 
 from pmm_contracts.vocabulary import LifeDomain, Role
 from pmm_register.adapters.repository import RegisterRepository, professional_fields
@@ -34,9 +31,8 @@ from pmm_register.service import commands as c
 from pmm_register.service import usecases as uc
 from pmm_runtime.mongo import create_client
 from pmm_runtime.outbox import AggregateStore
-from pmm_runtime.testing import create_topics, eventually
+from pmm_runtime.testing import Infra, create_topics, eventually, local_infra
 
-ROOT = Path(__file__).resolve().parents[3]
 ORGS = [f"gm{n:04d}" for n in range(1, 301)] + ["uwv", "svb", "duo", "cak", "cjib"]
 WORDS = [
     "klantmanager",
@@ -54,18 +50,6 @@ WORDS = [
     "zorg",
 ]
 NAMES = ["de Vries", "Jansen", "Bakker", "Visser", "Smit", "Meijer", "de Boer", "Mulder"]
-
-
-def store_url() -> str:
-    return (
-        os.environ.get("PMM_MONGODB_URL")
-        or subprocess.run(  # noqa: S603
-            ["bash", str(ROOT / "deploy/local/store.sh"), "url"],  # noqa: S607
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
 
 
 def generate(i: int, rng: random.Random) -> Professional:
@@ -98,9 +82,11 @@ def summary(name: str, samples: list[float]) -> str:
     return f"{name:28} p50 {q[49]:7.2f} ms   p95 {q[94]:7.2f} ms   p99 {q[98]:7.2f} ms"
 
 
-async def main(professionals: int, queries: int, store_queries: int, replay: bool) -> None:
+async def main(
+    infra: Infra, professionals: int, queries: int, store_queries: int, replay: bool
+) -> None:
     rng = random.Random(42)
-    url = store_url()
+    url = infra.mongodb_url
     client = create_client(url, app_name="register-bench")
     db = client[f"bench_register_{uuid.uuid4().hex[:8]}"]
     source = "urn:nld:oin:00000001234567890000:systeem:register"
@@ -175,19 +161,18 @@ async def main(professionals: int, queries: int, store_queries: int, replay: boo
             f"{'met' if q95 <= 20 else 'NOT met'}"
         )
         if replay:
-            await time_replay(everyone, source)
+            await time_replay(infra.kafka_bootstrap, everyone, source)
     finally:
         await client.drop_database(db.name)
         await client.close()
 
 
-async def time_replay(everyone: list[Professional], source: str) -> None:
+async def time_replay(bootstrap: str, everyone: list[Professional], source: str) -> None:
     """Publish every entry's state to a throwaway topic and time a fresh index's replay."""
     from aiokafka import AIOKafkaProducer
 
     from pmm_contracts import encode_event, new_event
 
-    bootstrap = os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     topic = f"bench.register.professionals.{uuid.uuid4().hex[:8]}"
     await create_topics(bootstrap, [topic])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
@@ -225,4 +210,6 @@ if __name__ == "__main__":
         "--replay", action="store_true", help="also time a fresh index replaying from Kafka"
     )
     args = parser.parse_args()
-    asyncio.run(main(args.professionals, args.queries, args.store_queries, args.replay))
+    asyncio.run(
+        main(local_infra(), args.professionals, args.queries, args.store_queries, args.replay)
+    )

@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import subprocess
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from pmm_contracts.events.cases import Bottleneck, CaseEvaluated, CaseOutcome, LearningPoint
@@ -35,29 +32,17 @@ from pmm_contracts.vocabulary import (
     SubmitterKind,
 )
 from pmm_runtime.mongo import create_client
+from pmm_runtime.testing import Infra, local_infra
 from pmm_signalen.adapters.figures import YearlyFigures, applied_key
 from pmm_signalen.domain.figures import Delta, case_delta, follow_up_counts, signal_delta
 from pmm_signalen.domain.model import Signal
 from pmm_signalen.service import render
 from pmm_signalen.service.report import yearly_report
 
-ROOT = Path(__file__).resolve().parents[3]
 YEAR = 2031
 ORGS = ["uwv", "svb", "duo", "cak", "cjib", "szw", "bzk", "vws", "toeslagen"] + [
     f"gm{n:04d}" for n in range(1, 60)
 ]
-
-
-def store_url() -> str:
-    return (
-        os.environ.get("PMM_MONGODB_URL")
-        or subprocess.run(  # noqa: S603
-            ["bash", str(ROOT / "deploy/local/store.sh"), "url"],  # noqa: S607
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
 
 
 def generate(n: int, rng: random.Random, per_case: float) -> list[Delta]:
@@ -122,8 +107,8 @@ def generate(n: int, rng: random.Random, per_case: float) -> list[Delta]:
     return deltas
 
 
-async def main(cases: int, per_case: float, through_projector: bool) -> None:
-    client = create_client(store_url(), app_name="pmm-signalen-bench")
+async def main(infra: Infra, cases: int, per_case: float, through_projector: bool) -> None:
+    client = create_client(infra.mongodb_url, app_name="pmm-signalen-bench")
     db = client[f"bench_signalen_{uuid.uuid4().hex[:8]}"]
     figures = YearlyFigures(db["figures"], db["measures"], [])
     rng = random.Random(7)
@@ -188,4 +173,4 @@ if __name__ == "__main__":
     parser.add_argument("--signals-per-case", type=float, default=1.5)
     parser.add_argument("--through-projector", action="store_true")
     args = parser.parse_args()
-    asyncio.run(main(args.cases, args.signals_per_case, args.through_projector))
+    asyncio.run(main(local_infra(), args.cases, args.signals_per_case, args.through_projector))
