@@ -8,10 +8,13 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
+from pymongo.errors import ServerSelectionTimeoutError
 
 from pmm_runtime.auth import Identity, LocalIssuer, generate_key_pair, require_roles
+from pmm_runtime.errors import Conflict, RuleViolation
+from pmm_runtime.http import Page, PageQuery, page_query
 from pmm_runtime.settings import ServiceSettings
 
 from .support import platform
@@ -24,7 +27,7 @@ class Budget(BaseModel):
     amount: str
 
 
-class OverBudget(Exception):
+class OverBudget(Conflict):
     pass
 
 
@@ -37,7 +40,25 @@ def routes() -> APIRouter:
     ) -> dict[str, Any]:
         if body.amount == "too much":
             raise OverBudget("amount exceeds the available budget")
+        if body.amount == "negative":
+            raise RuleViolation("amount", "must not be negative")
         return {"year": body.year, "by": who.actor}
+
+    @router.get("/numbers")
+    async def numbers(
+        request: Request, paging: Annotated[PageQuery, Depends(page_query)]
+    ) -> Page[int]:
+        everything = list(range(1, 121))
+        chunk = everything[paging.skip : paging.skip + paging.page_size]
+        return Page[int].of(request, paging, len(everything), chunk)
+
+    @router.get("/store-away")
+    async def store_away() -> None:
+        raise ServerSelectionTimeoutError("no store")
+
+    @router.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("a bug")
 
     return router
 
@@ -47,12 +68,11 @@ async def client(
     make_settings: Callable[..., ServiceSettings], running_platform: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     app_platform = platform(make_settings(service_name="web"))
-    app = app_platform.http_app(
-        title="t", description="d", routers=[routes()], error_statuses={OverBudget: 409}
-    )
+    app = app_platform.http_app(title="t", description="d", routers=[routes()])
     await running_platform(app_platform)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://test",
     ) as http:
         yield http
 
@@ -128,3 +148,52 @@ async def test_bad_input_is_a_422_problem_naming_the_field_and_domain_errors_map
     )
     assert response.status_code == 409
     assert response.json()["detail"] == "amount exceeds the available budget"
+    assert response.json()["type"] == "urn:nl:pmm:problem:conflict"
+    response = await client.post(
+        "/v1/budgets", json={"year": 2026, "amount": "negative"}, headers=holder
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["type"] == "urn:nl:pmm:problem:rule-violation"
+    assert problem["field"] == "amount"
+    assert problem["errors"] == [
+        {"field": "amount", "message": "must not be negative", "type": "rule-violation"}
+    ]
+
+
+async def test_one_paging_style_with_bounds_totals_and_next_links(
+    client: httpx.AsyncClient,
+) -> None:
+    first = (await client.get("/v1/numbers", params={"page_size": 50})).json()
+    assert first["total"] == 120
+    assert first["items"][0] == 1
+    assert first["next"] == "http://test/v1/numbers?page_size=50&page=2"
+    last = (await client.get("/v1/numbers", params={"page": 3, "page_size": 50})).json()
+    assert last["items"] == list(range(101, 121))
+    assert last["next"] is None
+    for params in ({"page": 2305843009213693952}, {"page_size": 100_000}, {"page": 0}):
+        response = await client.get("/v1/numbers", params=params)
+        assert response.status_code == 422, params
+        assert response.json()["field"] in params
+
+
+async def test_versioned_paths_header_store_outage_and_bugs_are_problem_documents(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/v1/numbers")
+    assert response.headers["API-Version"] == "1.0.0"
+    assert (await client.get("/numbers")).status_code == 200  # the path before /v1
+    away = await client.get("/v1/store-away")
+    assert away.status_code == 503
+    assert away.headers["content-type"] == "application/problem+json"
+    assert away.json()["type"] == "urn:nl:pmm:problem:unavailable"
+    bug = await client.get("/v1/bug")
+    assert bug.status_code == 500
+    assert bug.headers["content-type"] == "application/problem+json"
+    kinds = {k["type"] for k in (await client.get("/v1/problems")).json()}
+    assert "urn:nl:pmm:problem:not-in-state" in kinds
+    spec = (await client.get("/openapi.json")).json()
+    assert "/v1/numbers" in spec["paths"]
+    assert "/numbers" not in spec["paths"]
+    answer = spec["paths"]["/v1/numbers"]["get"]["responses"]["422"]
+    assert "application/problem+json" in answer["content"]

@@ -9,12 +9,21 @@ publishes an event again, which is why consumers are idempotent by event id.
 Document layout: the aggregate's own fields, plus
 ``_version`` (optimistic concurrency), ``_outbox`` (pending events), ``_applied`` (ids of
 the events already applied to it, for idempotent consumers) and ``_audit`` (audit trail).
+
+The relay never scans the aggregates to find work (a scan's cost grows with the data, and
+FerretDB decodes every document of it): after each write with events the store announces
+the aggregate in a small per-service collection, ``_outbox_pending``, keyed by collection
+and aggregate id. The relay reads that collection, publishes the aggregate's outbox by an
+``_id`` lookup, and removes the announcement only if no newer one replaced it meanwhile. A
+crash between the aggregate write and its announcement is recovered by a full sweep at
+start-up and every ``outbox_sweep_interval_s`` (rarely).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,9 +90,11 @@ def audit_entry(
     old: Mapping[str, Any] | None = None,
     new: Mapping[str, Any] | None = None,
     at: datetime | None = None,
+    command_id: str | None = None,
 ) -> Document:
-    """One line of an audit trail: who did what, when, why, and what changed."""
-    return {
+    """One line of an audit trail: who did what, when, why, and what changed (the one shape
+    every service writes; ``command_id`` is the causing command or event, if any)."""
+    entry: Document = {
         "at": at or datetime.now(UTC),
         "actor": actor,
         "action": action,
@@ -91,17 +102,55 @@ def audit_entry(
         "old": dict(old) if old else None,
         "new": dict(new) if new else None,
     }
+    if command_id is not None:
+        entry["command_id"] = command_id
+    return entry
 
 
 class ConcurrencyConflict(Exception):
     """The aggregate changed since it was read (or the causing event was applied already)."""
 
 
-class AggregateStore:
-    """Writes aggregate state and its outbox events in one atomic single-document update."""
+PENDING_COLLECTION = "_outbox_pending"
+
+
+class PendingOutbox:
+    """The small collection that tells the relay which aggregates have events waiting."""
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self.collection = collection
+
+    async def announce(self, collection: str, aggregate_id: Any) -> None:
+        """Mark ``aggregate_id`` of ``collection`` as having pending events. A new token on
+        every announcement: the relay removes only the announcement it read."""
+        await self.collection.update_one(
+            {"_id": f"{collection}/{aggregate_id}"},
+            {"$set": {"c": collection, "a": aggregate_id, "token": uuid.uuid4().hex}},
+            upsert=True,
+        )
+
+    async def waiting(self, limit: int) -> list[Document]:
+        return await self.collection.find({}).limit(limit).to_list(None)
+
+    async def done(self, marker: Mapping[str, Any]) -> None:
+        await self.collection.delete_one({"_id": marker["_id"], "token": marker["token"]})
+
+    async def count(self) -> int:
+        return await self.collection.count_documents({})
+
+
+class AggregateStore:
+    """Writes aggregate state and its outbox events in one atomic single-document update."""
+
+    def __init__(
+        self, collection: AsyncCollection[Document], pending: PendingOutbox | None = None
+    ) -> None:
+        self.collection = collection
+        self.pending = pending
+
+    async def _announce(self, aggregate_id: Any) -> None:
+        if self.pending is not None:
+            await self.pending.announce(self.collection.name, aggregate_id)
 
     async def get(self, aggregate_id: str) -> Document | None:
         return await self.collection.find_one({"_id": aggregate_id})
@@ -131,6 +180,8 @@ class AggregateStore:
             await self.collection.insert_one(document)
         except DuplicateKeyError:
             return False
+        if events:
+            await self._announce(aggregate_id)
         return True
 
     async def update(
@@ -172,6 +223,8 @@ class AggregateStore:
         result: Document | None = await self.collection.find_one_and_update(
             condition, update, return_document=ReturnDocument.AFTER
         )
+        if result is not None and events:
+            await self._announce(aggregate_id)
         return result
 
     async def record_read(self, aggregate_id: str, audit: Mapping[str, Any]) -> None:
@@ -184,73 +237,119 @@ Publish = Callable[[str, bytes | None, bytes | None, dict[str, str]], Awaitable[
 
 
 class OutboxRelay:
-    """Publishes pending outbox events of the given collections, in order, at least once."""
+    """Publishes pending outbox events of the given collections, in order, at least once.
+
+    Work is found through the pending collection (``_id`` lookups only); aggregates are
+    published concurrently, each one's entries in order (Kafka keeps per-key order).
+    """
 
     def __init__(
         self,
         publish: Publish,
         collections: Sequence[AsyncCollection[Document]],
         *,
+        pending: PendingOutbox | None = None,
         metrics: Metrics | None = None,
         poll_interval_s: float = 1.0,
+        sweep_interval_s: float = 600.0,
         batch_size: int = 100,
     ) -> None:
         self._publish = publish
-        self._collections = list(collections)
+        self._collections: dict[str, AsyncCollection[Document]] = {}
+        for collection in collections:
+            self.add_collection(collection)
+        self._pending = pending
         self._metrics = metrics
         self._poll_interval_s = poll_interval_s
+        self._sweep_interval_s = sweep_interval_s
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._last_sweep: float | None = None
 
     def add_collection(self, collection: AsyncCollection[Document]) -> None:
-        self._collections.append(collection)
+        self._collections[collection.name] = collection
 
     def notify(self) -> None:
         """Wake the relay now (after a write), instead of at the next poll."""
         self._wake.set()
 
+    async def _publish_document(
+        self, collection: AsyncCollection[Document], aggregate_id: Any
+    ) -> int:
+        """Publish one aggregate's outbox in order; remove exactly what was published."""
+        document = await collection.find_one({"_id": aggregate_id}, {OUTBOX: 1})
+        entries: list[Document] = (document or {}).get(OUTBOX) or []
+        done: list[Document] = []
+        try:
+            for entry in entries:
+                value = (
+                    None
+                    if entry["value"] is None
+                    else json.dumps(entry["value"], separators=(",", ":")).encode()
+                )
+                key = entry["key"].encode() if entry.get("key") is not None else None
+                await self._publish(entry["topic"], key, value, {"content-type": CONTENT_TYPE})
+                done.append(entry)
+                if self._metrics:
+                    self._metrics.published.labels(topic=entry["topic"]).inc()
+        finally:
+            if done:
+                # Remove exactly the entries published, as read (FerretDB 1.x matches whole
+                # entries in $pullAll, not conditions in $pull).
+                await collection.update_one({"_id": aggregate_id}, {"$pullAll": {OUTBOX: done}})
+        return len(done)
+
+    async def sweep(self) -> int:
+        """Announce every aggregate with pending events (a full scan: at start-up and
+        rarely, to recover a crash between an aggregate write and its announcement).
+        Without a pending collection, publishes them directly."""
+        found = 0
+        for name, collection in self._collections.items():
+            cursor = collection.find({f"{OUTBOX}.0": {"$exists": True}}, {"_id": 1})
+            async for document in cursor:
+                found += 1
+                if self._pending is not None:
+                    await self._pending.announce(name, document["_id"])
+                else:
+                    await self._publish_document(collection, document["_id"])
+        self._last_sweep = time.monotonic()
+        return found
+
     async def run_once(self) -> int:
         """Publish what is pending now; returns the number of events published."""
-        published = 0
-        backlog = 0
-        for collection in self._collections:
-            cursor = collection.find({f"{OUTBOX}.0": {"$exists": True}}, {OUTBOX: 1}).limit(
-                self._batch_size
-            )
-            async for document in cursor:
-                entries: list[Document] = document.get(OUTBOX) or []
-                backlog += len(entries)
-                done: list[Document] = []
-                try:
-                    for entry in entries:
-                        value = (
-                            None
-                            if entry["value"] is None
-                            else json.dumps(entry["value"], separators=(",", ":")).encode()
-                        )
-                        key = entry["key"].encode() if entry.get("key") is not None else None
-                        await self._publish(
-                            entry["topic"], key, value, {"content-type": CONTENT_TYPE}
-                        )
-                        done.append(entry)
-                        if self._metrics:
-                            self._metrics.published.labels(topic=entry["topic"]).inc()
-                finally:
-                    if done:
-                        # Remove exactly the entries published, as read (FerretDB 1.x
-                        # matches whole entries in $pullAll, not conditions in $pull).
-                        await collection.update_one(
-                            {"_id": document["_id"]}, {"$pullAll": {OUTBOX: done}}
-                        )
-                        published += len(done)
-        if self._metrics:
-            self._metrics.outbox_backlog.set(max(backlog - published, 0))
+        if self._pending is None or self._last_sweep is None:
+            swept = await self.sweep()
+            if self._pending is None:
+                return swept
+        elif time.monotonic() - self._last_sweep > self._sweep_interval_s:
+            await self.sweep()
+        markers = await self._pending.waiting(self._batch_size)
+
+        async def one(marker: Document) -> int:
+            collection = self._collections.get(marker.get("c", ""))
+            if collection is None:
+                return 0  # not a collection of this process
+            published = await self._publish_document(collection, marker["a"])
+            assert self._pending is not None
+            await self._pending.done(marker)
+            return published
+
+        results = await asyncio.gather(*(one(m) for m in markers), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        published = sum(r for r in results if isinstance(r, int))
+        if self._metrics:  # aggregates whose events could not be published in this pass
+            self._metrics.outbox_backlog.set(len(failures))
+        if failures and not published:
+            raise failures[0]
+        for failure in failures:
+            log.warning("outbox relay: an aggregate failed; retrying", error=repr(failure))
         return published
 
     async def run(self) -> None:
         """Loop until ``stop()``; on stop, one last flush so nothing written waits."""
         while not self._stopping.is_set():
+            self._wake.clear()  # before the pass: a write during it wakes the next one
             try:
                 published = await self.run_once()
             except (PyMongoError, OSError, RuntimeError) as exc:
@@ -261,7 +360,6 @@ class OutboxRelay:
                 published = 0
             if published:
                 continue
-            self._wake.clear()
             waiters = [
                 asyncio.ensure_future(self._wake.wait()),
                 asyncio.ensure_future(self._stopping.wait()),

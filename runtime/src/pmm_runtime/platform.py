@@ -35,16 +35,21 @@ from pmm_runtime.broker import (
     publish_fn,
     subscribe_events,
 )
-from pmm_runtime.http import install_health_routes, install_problem_handlers
+from pmm_runtime.changes import Changes
+from pmm_runtime.errors import catalogue
+from pmm_runtime.http import PROBLEM_JSON, Problem, install_health_routes, install_problem_handlers
 from pmm_runtime.logging import configure_logging, get_logger
 from pmm_runtime.metrics import Metrics
 from pmm_runtime.mongo import Document, create_client, ping
-from pmm_runtime.outbox import AggregateStore, OutboxRelay
+from pmm_runtime.outbox import PENDING_COLLECTION, AggregateStore, OutboxRelay, PendingOutbox
 from pmm_runtime.settings import ServiceSettings
 
 log = get_logger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+Handlers = Mapping[type[EventData], Callable[[CloudEvent[Any]], Awaitable[object]]]
+API_VERSION = "1.0.0"
+"""The HTTP API version of every service (``API-Version`` header, NL API Design Rules)."""
 BackgroundTask = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -70,12 +75,16 @@ class Platform:
         self.tombstones = TombstonePublisher(
             settings.kafka_bootstrap, f"pmm-{settings.service_name}"
         )
+        self.pending = PendingOutbox(self.db[PENDING_COLLECTION])
         self.relay = OutboxRelay(
             publish_fn(self.broker, self.publishers, self.tombstones),
             [],
+            pending=self.pending,
             metrics=self.metrics,
             poll_interval_s=settings.outbox_poll_interval_s,
+            sweep_interval_s=settings.outbox_sweep_interval_s,
         )
+        self.changes = Changes(source=settings.source, notify=self.relay.notify)
         self._startup: list[Hook] = []
         self._background: list[BackgroundTask] = []
         self._readiness: dict[str, Callable[[], Awaitable[bool]]] = {}
@@ -99,17 +108,26 @@ class Platform:
         """An aggregate collection whose outbox this process relays."""
         coll: AsyncCollection[Document] = self.db[collection]
         self.relay.add_collection(coll)
-        return AggregateStore(coll)
+        return AggregateStore(coll, self.pending)
 
     def subscribe(
         self,
         *topics: str,
-        handler: EventHandler,
+        handlers: Handlers | None = None,
+        handler: EventHandler | None = None,
         purpose: str = "main",
         pattern: str | None = None,
         on_tombstone: TombstoneHandler | None = None,
         description: str | None = None,
     ) -> None:
+        """Consume ``topics`` with the platform's rules; each event goes to the handler of
+        its data type in ``handlers`` (events of other types are acknowledged and skipped).
+        ``handler`` takes every event instead (a generic consumer, e.g. a read model)."""
+        if (handlers is None) == (handler is None):
+            raise TypeError("give exactly one of handlers= or handler=")
+        if handlers is not None:
+            handler = dispatch(handlers)
+        assert handler is not None
         subscribe_events(
             self.broker,
             *topics,
@@ -221,7 +239,14 @@ class Platform:
             async with platform.running():
                 yield
 
-        app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+        app = FastAPI(title=title, description=description, version=API_VERSION, lifespan=lifespan)
+
+        @app.middleware("http")
+        async def api_version(request: Any, call_next: Any) -> Any:
+            response = await call_next(request)
+            response.headers["API-Version"] = API_VERSION
+            return response
+
         app.state.platform = self
         app.state.token_verifier = TokenVerifier(
             self.settings.public_key_pem(),
@@ -239,6 +264,58 @@ class Platform:
         async def asyncapi() -> dict[str, Any]:
             return platform.asyncapi(title=title, description=description)
 
+        @app.get(
+            "/v1/problems",
+            tags=["operations"],
+            summary="The problem types this API answers with",
+        )
+        async def problems() -> list[dict[str, Any]]:
+            return catalogue()
+
         for router in routers:
-            app.include_router(router)
+            app.include_router(router, prefix="/v1")
+            # The unversioned paths of before /v1 keep working, outside the documentation.
+            app.include_router(router, include_in_schema=False)
+        _declare_problem_schema(app)
         return app
+
+
+def dispatch(handlers: Handlers) -> EventHandler:
+    """One handler that calls the handler of the event's data type (no ``isinstance``
+    chains in services); an event type without a handler is acknowledged and skipped."""
+    table = dict(handlers)
+
+    async def handle(event: CloudEvent[Any]) -> None:
+        target = table.get(type(event.data))
+        if target is not None:
+            await target(event)
+
+    return handle
+
+
+def _declare_problem_schema(app: FastAPI) -> None:
+    """Put the ``Problem`` schema in the OpenAPI components (the routes' error answers
+    refer to it as ``application/problem+json``)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("Problem", Problem.model_json_schema())
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                if "operations" not in operation.get("tags", []):
+                    responses.setdefault("401", {"description": "no valid bearer token"})
+                    responses.setdefault("503", {"description": "a dependency is not reachable"})
+                for status, answer in responses.items():
+                    if status.startswith(("4", "5")):
+                        answer["content"] = {
+                            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -46,6 +46,12 @@ class ServiceSettings(BaseSettings):
         description="relay poll for writes of other processes; a write in this process "
         "wakes the relay at once",
     )
+    outbox_sweep_interval_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="full scan for unannounced outbox events (a crash between a write and "
+        "its announcement); also at start-up",
+    )
     shutdown_grace_s: float = Field(default=20.0, gt=0)
     group_prefix: str = Field(default="pmm", description="consumer group ids: <prefix>.<service>")
 
