@@ -1,0 +1,1 @@
+"""PMM console: the web application for the people who do the work."""
