@@ -7,7 +7,7 @@ A use case reads like::
 
 and ``apply`` does, by one rule for every service:
 
-1. load the aggregate by ``_id`` (``NotFound`` when it does not exist);
+1. load the aggregate by ``_id`` (``NoSuchAggregate``, a ``NotFound``, when there is none);
 2. if ``command_id`` (the causing command or event id) was applied already, return the
    aggregate unchanged: a retried command or a redelivered event changes nothing;
 3. call the pure domain function, which changes the aggregate and returns its events;
@@ -35,7 +35,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter
 
 from pmm_contracts.envelope import CloudEvent, EventData, new_event
-from pmm_runtime.errors import Conflict, NotFound
+from pmm_runtime.errors import Conflict, NoSuchAggregate
 from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import APPLIED, VERSION, AggregateStore, Outgoing, Pending, audit_entry
 
@@ -208,7 +208,7 @@ class Changes:
         for _ in range(self.attempts):
             document = await repo.store.get(aggregate_id)
             if document is None:
-                raise NotFound(f"no {repo.name} {aggregate_id!r}")
+                raise NoSuchAggregate(f"no {repo.name} {aggregate_id!r}")
             aggregate = repo.load(document)
             if command_id is not None and command_id in (document.get(APPLIED) or []):
                 return Applied(aggregate)

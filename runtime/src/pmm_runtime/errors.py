@@ -67,6 +67,11 @@ class NotFound(PlatformError):
     meaning = "There is no such resource, or it is not visible to the caller."
 
 
+class NoSuchAggregate(NotFound):
+    """The change loop found no aggregate with that id (a consumer may ignore this one,
+    unlike a missing part of an aggregate that does exist)."""
+
+
 class Forbidden(PlatformError):
     status = 403
     kind = "forbidden"

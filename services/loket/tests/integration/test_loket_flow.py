@@ -166,7 +166,7 @@ async def test_a_case_from_submission_to_evaluation_end_to_end(
     assert answered.json()["answered_on"] is not None
     assert "household" not in answered.json()
     mine = await client.get(f"/case-directors/{director}/cases", headers=regie)
-    assert [c["id"] for c in mine.json()] == [case_id]
+    assert [c["id"] for c in mine.json()["items"]] == [case_id]
     closed = await client.post(
         f"/cases/{case_id}/close",
         headers=regie,
@@ -180,7 +180,8 @@ async def test_a_case_from_submission_to_evaluation_end_to_end(
     )
     assert evaluated.status_code == 200, evaluated.text
     assert evaluated.json()["status"] == "evaluated"
-    assert (await client.get(f"/case-directors/{director}/cases", headers=regie)).json() == []
+    left = await client.get(f"/v1/case-directors/{director}/cases", headers=regie)
+    assert left.json()["items"] == []
 
     async def all_published() -> list[Any]:
         records = await read_topic(infra.kafka_bootstrap, LOKET_CASES, count=10**6, timeout_s=2)
@@ -418,7 +419,7 @@ async def test_the_lets_and_the_bridging_procedures_events_update_the_case(
         return found if found.get("booked_cents") == {"payment": 240_000} else None
 
     item = await eventually(paid, timeout_s=30)
-    assert item["status"] == "approved"
+    assert item["status"] == "paid"
     assert item["application_id"] == application_id
 
     # deadlines: a scan five weeks on warns once that the consultation-free case is late

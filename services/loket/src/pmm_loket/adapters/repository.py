@@ -1,32 +1,28 @@
-"""Mongo persistence of cases: one document per case (state, outbox, audit in one write)."""
+"""Mongo persistence of cases: one document per case (state, outbox, audit in one write).
+
+The queries the Loket's use cases ask live here and nowhere else. Reads of a case file are
+audited in their own append-only collection (``case_reads``), so a read never writes the
+case document or changes its version.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from pmm_loket.domain.model import Case, Punctuality
+from pmm_contracts.topics import LOKET_CASES
+from pmm_loket.domain.model import HANDLING_STATUSES, OPEN_STATUSES, Case, Punctuality, Status
+from pmm_runtime.changes import Aggregates
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import AggregateStore, Pending
+from pmm_runtime.outbox import AUDIT, AggregateStore
 
-_CASE = TypeAdapter(Case)
-
-
-def case_fields(case: Case) -> Document:
-    fields: Document = _CASE.dump_python(case, mode="json")
-    fields.pop("id")
-    fields.pop("version")
-    return fields
-
-
-def case_from(doc: Document) -> Case:
-    data = {k: v for k, v in doc.items() if not k.startswith("_")}
-    return _CASE.validate_python({**data, "id": doc["_id"], "version": doc["_version"]})
+HIDDEN = {"_audit": 0, "_outbox": 0, "_applied": 0}
+ENDED = (Status.CLOSED, Status.EVALUATED, Status.DECLINED)
 
 
 def timeliness_query(deadline: str, wanted: Punctuality, today: date) -> Document:
@@ -43,16 +39,40 @@ def timeliness_query(deadline: str, wanted: Punctuality, today: date) -> Documen
     return {"$or": [{result: wanted.value}, {result: None, **running}]}
 
 
-class CaseRepository:
-    def __init__(self, cases: AggregateStore, counters: AsyncCollection[Document]) -> None:
-        self.cases = cases
+@dataclass(frozen=True)
+class CaseFilter:
+    """What a list of cases asks for; ``organisation`` limits it to one submitter."""
+
+    organisation: str | None = None
+    status: Status | None = None
+    open_only: bool = False
+    case_director_id: str | None = None
+    timeliness: Punctuality | None = None
+    deadline: str = "case"
+    number: str | None = None
+    household_reference: str | None = None
+    text: str | None = None
+
+
+class CaseRepository(Aggregates[Case]):
+    name = "case"
+
+    def __init__(
+        self,
+        cases: AggregateStore,
+        counters: AsyncCollection[Document],
+        reads: AsyncCollection[Document] | None = None,
+    ) -> None:
+        super().__init__(cases, Case, topic=LOKET_CASES)
         self.counters = counters
+        self.reads = reads if reads is not None else cases.collection.database["case_reads"]
 
     async def create_indexes(self) -> None:
-        coll = self.cases.collection
+        coll = self.collection
         await coll.create_index("number", unique=True)
         await coll.create_index([("status", ASCENDING), ("case_director_id", ASCENDING)])
         await coll.create_index([("submitting_organisation", ASCENDING)])
+        await self.reads.create_index([("case_id", ASCENDING), ("at", ASCENDING)])
 
     async def next_number(self, year: int) -> int:
         """The next sequence number of ``year``: atomic, never reused."""
@@ -66,58 +86,107 @@ class CaseRepository:
             raise RuntimeError("case number counter missing")
         return int(counter["seq"])
 
-    async def get(self, case_id: str) -> Case | None:
-        doc = await self.cases.get(case_id)
-        return case_from(doc) if doc else None
+    # Reading ---------------------------------------------------------------------------------
 
-    async def add(self, case: Case, events: Sequence[Pending], audit: Document) -> bool:
-        return await self.cases.create(case.id, case_fields(case), events, audit=audit)
+    def _query(self, wanted: CaseFilter, today: date) -> Document:
+        query: Document = {}
+        if wanted.organisation is not None:
+            query["submitting_organisation"] = wanted.organisation
+        if wanted.status:
+            query["status"] = wanted.status.value
+        elif wanted.open_only:
+            query["status"] = {"$in": sorted(s.value for s in OPEN_STATUSES)}
+        if wanted.case_director_id:
+            query["case_director_id"] = wanted.case_director_id
+        if wanted.number:
+            query["number"] = wanted.number
+        if wanted.household_reference:
+            query["household.reference"] = wanted.household_reference
+        if wanted.timeliness and wanted.deadline in ("intake", "case"):
+            query.update(timeliness_query(wanted.deadline, wanted.timeliness, today))
+        elif wanted.timeliness:
+            query["consultations"] = {"$ne": []}
+        return query
 
-    async def save(
-        self,
-        case: Case,
-        expected_version: int,
-        events: Sequence[Pending],
-        audit: Document,
-        caused_by: str | None = None,
-        scrub_audit: bool = False,
-    ) -> bool:
-        """State, events and audit entry in one write; False when the case changed meanwhile.
-
-        ``scrub_audit`` (anonymisation) then drops the old and new values from the trail,
-        keeping who did what, when and why.
-        """
-        saved = await self.cases.update(
-            case.id,
-            expected_version=expected_version,
-            set_fields=case_fields(case),
-            events=events,
-            audit=audit,
-            caused_by=caused_by,
+    async def search(
+        self, wanted: CaseFilter, today: date, *, skip: int, limit: int
+    ) -> tuple[int, list[Case]]:
+        """One page of the cases that match, by case number, and how many match in all."""
+        query = self._query(wanted, today)
+        needs_python = bool(wanted.text) or (
+            wanted.timeliness is not None and wanted.deadline == "consultation"
         )
-        if saved is None:
-            return False
-        if scrub_audit:
-            trail = [
-                {k: v for k, v in entry.items() if k not in ("old", "new")}
-                for entry in saved.get("_audit", [])
-            ]
-            await self.cases.collection.update_one(
-                {"_id": case.id, "_version": saved["_version"], "_audit": {"$size": len(trail)}},
-                {"$set": {"_audit": trail}},
-            )
-        return True
+        if not needs_python:
+            total = await self.collection.count_documents(query)
+            cursor = self.collection.find(query, HIDDEN).sort("number", ASCENDING)
+            docs = await cursor.skip(skip).limit(limit).to_list(None)
+            return total, [self.load(d) for d in docs]
+        hits = [case for case in await self._all(query) if _matches(case, wanted, today)]
+        return len(hits), hits[skip : skip + limit]
 
-    async def applied(self, case_id: str, event_id: str) -> bool:
-        """Whether the event with this id has changed the case already."""
-        found = await self.cases.collection.find_one({"_id": case_id, "_applied": event_id})
-        return found is not None
+    async def _all(self, query: Document) -> list[Case]:
+        cursor = self.collection.find(query, HIDDEN).sort("number", ASCENDING)
+        return [self.load(d) async for d in cursor]
 
-    async def find(self, query: dict[str, Any], limit: int = 500, skip: int = 0) -> list[Case]:
-        cursor = self.cases.collection.find(query, {"_audit": 0, "_outbox": 0, "_applied": 0})
-        docs = await cursor.sort("number", ASCENDING).skip(skip).limit(limit).to_list(None)
-        return [case_from(d) for d in docs]
+    async def with_open_consultations_for(self, organisation: str) -> list[Case]:
+        """Cases being handled with a consultation addressed to ``organisation``."""
+        return await self._all(
+            {
+                "consultations.organisation": organisation,
+                "status": {"$in": sorted(s.value for s in HANDLING_STATUSES)},
+            }
+        )
+
+    async def open_cases(self) -> list[Case]:
+        return await self._all({"status": {"$in": sorted(s.value for s in OPEN_STATUSES)}})
+
+    async def ended_not_anonymised(self) -> list[Case]:
+        return await self._all({"status": {"$in": [s.value for s in ENDED]}, "anonymised_at": None})
+
+    # Audit -------------------------------------------------------------------------------------
+
+    async def record_read(self, case_id: str, actor: str, at: datetime) -> None:
+        """A read of the case file (the law asks who read it): appended to ``case_reads``,
+        never to the case itself."""
+        await self.reads.insert_one(
+            {"case_id": case_id, "at": at, "actor": actor, "action": "case.read"}
+        )
 
     async def audit_trail(self, case_id: str) -> list[Document]:
-        doc = await self.cases.collection.find_one({"_id": case_id}, {"_audit": 1})
-        return list(doc.get("_audit", [])) if doc else []
+        """Changes and reads of the case, in time order."""
+        doc = await self.collection.find_one({"_id": case_id}, {AUDIT: 1})
+        changes = list(doc.get(AUDIT, [])) if doc else []
+        reads = [
+            {k: v for k, v in r.items() if k not in ("_id", "case_id")}
+            async for r in self.reads.find({"case_id": case_id})
+        ]
+        return sorted(changes + reads, key=lambda e: e["at"])
+
+    async def scrub_audit(self, case_id: str) -> None:
+        """Anonymisation: drop the old and new values from the trail, keeping who did what,
+        when and why."""
+        doc = await self.collection.find_one({"_id": case_id}, {AUDIT: 1})
+        if doc is None:
+            return
+        trail = [
+            {k: v for k, v in entry.items() if k not in ("old", "new")}
+            for entry in doc.get(AUDIT, [])
+        ]
+        await self.collection.update_one(
+            {"_id": case_id, AUDIT: {"$size": len(trail)}}, {"$set": {AUDIT: trail}}
+        )
+
+
+def _matches(case: Case, wanted: CaseFilter, today: date) -> bool:
+    if (
+        wanted.timeliness is not None
+        and wanted.deadline == "consultation"
+        and not any(c.punctuality(today) == wanted.timeliness for c in case.consultations)
+    ):
+        return False
+    if wanted.text:
+        needle = wanted.text.casefold()
+        haystack: Iterable[Any] = (case.number, case.question, case.tried_locally, case.legal_basis)
+        if not any(needle in str(part).casefold() for part in haystack):
+            return False
+    return True

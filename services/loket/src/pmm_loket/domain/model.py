@@ -20,6 +20,8 @@ from pmm_contracts.envelope import EventData
 from pmm_contracts.events import cases as ev
 from pmm_contracts.events.cases import CaseOutcome, LearningPoint, Urgency
 from pmm_contracts.vocabulary import BottleneckType
+from pmm_runtime import errors
+from pmm_runtime.errors import RuleViolation
 
 
 class Status(StrEnum):
@@ -53,22 +55,17 @@ class DeclineReason(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
-class LoketError(Exception):
-    problem_extra: dict[str, Any] | None = None
+class ForbiddenTransition(errors.NotInState):
+    """The workflow table does not allow this move (HTTP 409, naming the allowed next)."""
 
-
-class ForbiddenTransition(LoketError):
     def __init__(self, current: Status, wanted: Status) -> None:
         allowed = sorted(s.value for s in ALLOWED_TRANSITIONS[current])
         super().__init__(
             f"a case that is {current.value} cannot become {wanted.value}; "
-            f"allowed next: {', '.join(allowed) or 'none'}"
+            f"allowed next: {', '.join(allowed) or 'none'}",
+            current_status=current.value,
+            allowed=allowed,
         )
-        self.problem_extra = {"current_status": current.value, "allowed": allowed}
-
-
-class RuleViolation(LoketError):
-    """A business rule of the Loket (HTTP 422)."""
 
 
 # Working days ------------------------------------------------------------------------------
@@ -91,6 +88,12 @@ class WorkingDays:
             if self.is_working_day(current):
                 added += 1
         return current
+
+
+BOOKING_STATUS = {"payment": "paid", "guarantee_called": "paid", "recovery": "recovering"}
+"""The overbrugging status a money movement shows in the case file (received, approved,
+paid, determined, recovering, then closed as recovered, released or written off)."""
+FINAL_BRIDGING = frozenset({"recovered", "released", "written_off", "rejected"})
 
 
 def case_number(year: int, sequence: int) -> str:
@@ -127,24 +130,24 @@ def check_bottleneck(bottleneck: ev.Bottleneck) -> None:
     """Subtypes exist only for laws and regulations (DESIGN.md §1)."""
     if bottleneck.subtype is not None and bottleneck.type != BottleneckType.LAWS_AND_REGULATIONS:
         raise RuleViolation(
+            "bottlenecks",
             f"bottleneck subtype {bottleneck.subtype.value} belongs to laws_and_regulations, "
-            f"not to {bottleneck.type.value}"
+            f"not to {bottleneck.type.value}",
         )
 
 
-class NotInState(LoketError):
+class NotInState(errors.NotInState):
     """The action is not possible in the case's current status (HTTP 409)."""
 
     def __init__(self, action: str, current: Status, required: frozenset[Status]) -> None:
         needed = sorted(s.value for s in required)
         super().__init__(
-            f"{action} needs a case that is {' or '.join(needed)}; this one is {current.value}"
+            f"{action} needs a case that is {' or '.join(needed) or 'not anonymised'}; "
+            f"this one is {current.value}",
+            current_status=current.value,
+            allowed=[s.value for s in ALLOWED_TRANSITIONS[current]],
+            required_status=needed,
         )
-        self.problem_extra = {
-            "current_status": current.value,
-            "required_status": needed,
-            "allowed": sorted(s.value for s in ALLOWED_TRANSITIONS[current]),
-        }
 
 
 # The case ----------------------------------------------------------------------------------
@@ -247,13 +250,13 @@ class Case:
         today = now.date()
         if accepted:
             if decline_reason is not None:
-                raise RuleViolation("an accepted case has no decline_reason")
+                raise RuleViolation("decline_reason", "an accepted case has no decline_reason")
             self._move(Status.ACCEPTED)
             self.case_due = today + timedelta(weeks=case_weeks)
             self.case_limit = late_limit(today, self.case_due)
         else:
             if decline_reason is None:
-                raise RuleViolation("a declined case needs a decline_reason")
+                raise RuleViolation("decline_reason", "a declined case needs a decline_reason")
             self._move(Status.DECLINED)
             self.decline_reason = decline_reason.value
         self.triaged_at = now
@@ -276,7 +279,9 @@ class Case:
         else:
             self._require("assigning a regievoerder", HANDLING_STATUSES | {Status.ACCEPTED})
         if previous == case_director_id:
-            raise RuleViolation("the case is assigned to this regievoerder already")
+            raise RuleViolation(
+                "case_director_id", "the case is assigned to this regievoerder already"
+            )
         self.case_director_id = case_director_id
         return [
             ev.CaseAssigned(
@@ -292,7 +297,7 @@ class Case:
     def request_consultation(self, consultation: Consultation) -> list[EventData]:
         self._require("a consultation", HANDLING_STATUSES)
         if consultation.due <= consultation.requested_on:
-            raise RuleViolation("the due date of a consultation lies in the future")
+            raise RuleViolation("due", "the due date of a consultation lies in the future")
         self.consultations.append(consultation)
         return [
             ev.ConsultationRequested(
@@ -312,7 +317,7 @@ class Case:
         if consultation is None:
             raise UnknownPart(f"no consultation {consultation_id!r} on this case")
         if consultation.answer is not None:
-            raise RuleViolation("this consultation has been answered already")
+            raise RuleViolation("answer", "this consultation has been answered already")
         consultation.answer, consultation.answered_on = answer, today
         consultation.result = consultation.punctuality(today).value
         return [
@@ -332,7 +337,7 @@ class Case:
 
     def suspend(self, reason: str, expected_resume: date, today: date) -> list[EventData]:
         if expected_resume <= today:
-            raise RuleViolation("the expected resume date lies in the future")
+            raise RuleViolation("expected_resume", "the expected resume date lies in the future")
         event = self._move(Status.ON_HOLD, "suspended")
         self.on_hold = {"reason": reason, "expected_resume": expected_resume.isoformat()}
         return [event]
@@ -446,13 +451,18 @@ class Case:
             kind, cents = booking
             booked = item.setdefault("booked_cents", {})
             booked[kind] = booked.get(kind, 0) + cents
+            if kind in BOOKING_STATUS and item.get("status") not in FINAL_BRIDGING:
+                item["status"] = BOOKING_STATUS[kind]
+        elif "responsible_party" in detail and item.get("status") not in FINAL_BRIDGING:
+            item["status"] = "determined"
         return []
 
     def close(self, outcome: CaseOutcome, reason: str | None, now: datetime) -> list[EventData]:
         if outcome != CaseOutcome.SOLVED and not reason:
             raise RuleViolation(
+                "reason",
                 "a case that is not (fully) solved is closed with a reason, "
-                "e.g. scarcity of housing or care beds"
+                "e.g. scarcity of housing or care beds",
             )
         event = self._move(Status.CLOSED, "closed")
         self.outcome, self.close_reason, self.closed_at = outcome.value, reason, now
@@ -479,12 +489,12 @@ class Case:
 
     def evaluate(self, points: list[LearningPoint]) -> list[EventData]:
         if not points:
-            raise RuleViolation("an evaluation has at least one learning point")
+            raise RuleViolation("learning_points", "an evaluation has at least one learning point")
         for point in points:
             check_bottleneck(point.bottleneck)
         event = self._move(Status.EVALUATED)
         if self.closed_at is None or self.outcome is None:  # pragma: no cover - by the table
-            raise RuleViolation("only a closed case is evaluated")
+            raise NotInState("an evaluation", self.status, frozenset({Status.CLOSED}))
         self.learning_points = [p.model_dump(mode="json") for p in points]
         return [
             event,
@@ -575,7 +585,7 @@ ANONYMISED = "[geanonimiseerd]"
 ESCALATION_FINAL = frozenset({"refused", "concluded", "withdrawn"})
 
 
-class UnknownPart(LoketError):
+class UnknownPart(errors.NotFound):
     """A consultation (or other part) that the case does not have (HTTP 404)."""
 
 

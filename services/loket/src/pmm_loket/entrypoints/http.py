@@ -5,12 +5,47 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
+from pydantic import BaseModel
 
-from pmm_loket.adapters.repository import case_fields
+from pmm_loket.adapters.repository import CaseFilter
 from pmm_loket.domain.model import ALLOWED_TRANSITIONS, Case, Consultation, Punctuality, Status
 from pmm_loket.service import commands as c
 from pmm_loket.service import usecases as uc
 from pmm_runtime.auth import CurrentIdentity
+from pmm_runtime.http import Page, PageQuery, page_query
+
+Paging = Annotated[PageQuery, Depends(page_query)]
+
+
+class CaseSummary(BaseModel):
+    """A case in a list: status, deadlines and what may happen next."""
+
+    id: str
+    number: str
+    status: str
+    submitting_organisation: str
+    case_director_id: str | None
+    urgency: str
+    submitted_at: str
+    intake_due: str
+    case_due: str | None
+    timeliness: dict[str, str | None]
+    duration_days: int | None
+    allowed_next: list[str]
+
+
+class ConsultationView(BaseModel):
+    """A consultation as the consulted organisation sees it: the question, not the file."""
+
+    case_id: str
+    case_number: str
+    consultation_id: str
+    organisation: str
+    professional_id: str | None
+    question: str
+    requested_on: str
+    due: str
+    answered_on: str | None
 
 
 def deps(request: Request) -> uc.Deps:
@@ -21,7 +56,11 @@ def deps(request: Request) -> uc.Deps:
 Deps = Annotated[uc.Deps, Depends(deps)]
 
 
-def summary(case: Case, d: uc.Deps) -> dict[str, Any]:
+def summary(case: Case, d: uc.Deps) -> CaseSummary:
+    return CaseSummary(**summary_fields(case, d))
+
+
+def summary_fields(case: Case, d: uc.Deps) -> dict[str, Any]:
     return {
         "id": case.id,
         "number": case.number,
@@ -38,22 +77,26 @@ def summary(case: Case, d: uc.Deps) -> dict[str, Any]:
     }
 
 
-def consultation_view(case: Case, consultation: Consultation) -> dict[str, Any]:
-    return {
-        "case_id": case.id,
-        "case_number": case.number,
-        "consultation_id": consultation.id,
-        "organisation": consultation.organisation,
-        "professional_id": consultation.professional_id,
-        "question": consultation.question,
-        "requested_on": consultation.requested_on.isoformat(),
-        "due": consultation.due.isoformat(),
-        "answered_on": consultation.answered_on.isoformat() if consultation.answered_on else None,
-    }
+def consultation_view(case: Case, consultation: Consultation) -> ConsultationView:
+    return ConsultationView(
+        **{
+            "case_id": case.id,
+            "case_number": case.number,
+            "consultation_id": consultation.id,
+            "organisation": consultation.organisation,
+            "professional_id": consultation.professional_id,
+            "question": consultation.question,
+            "requested_on": consultation.requested_on.isoformat(),
+            "due": consultation.due.isoformat(),
+            "answered_on": consultation.answered_on.isoformat()
+            if consultation.answered_on
+            else None,
+        }
+    )
 
 
 def detail(case: Case, d: uc.Deps) -> dict[str, Any]:
-    return {**case_fields(case), **summary(case, d), "version": case.version}
+    return {**d.repo.dump(case), **summary_fields(case, d), "version": case.version}
 
 
 def router() -> APIRouter:
@@ -70,46 +113,49 @@ def router() -> APIRouter:
     @api.get(
         "/cases",
         summary="Cases you may see",
-        description="Filters: status, regievoerder, open cases only, and punctuality of a "
-        "deadline (intake, case or consultation): on_time, late, or very_late (beyond 3x "
-        "the term).",
+        description="Filters: status, regievoerder, open cases only, punctuality of a "
+        "deadline (intake, case or consultation: on_time, late, or very_late beyond 3x the "
+        "term), the case number, the household reference, and text in the question, what "
+        "was tried locally or the legal basis. Paged, by case number.",
     )
     async def list_cases(
+        request: Request,
         d: Deps,
         who: CurrentIdentity,
+        paging: Paging,
         status: Status | None = None,
         case_director_id: str | None = None,
         open: bool = False,
         timeliness: Punctuality | None = None,
         deadline: Literal["intake", "case", "consultation"] = "case",
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> list[dict[str, Any]]:
-        found = await uc.list_cases(
-            d,
-            who,
+        number: Annotated[str | None, Query(max_length=20)] = None,
+        household_reference: Annotated[str | None, Query(max_length=64)] = None,
+        q: Annotated[str | None, Query(min_length=2, max_length=100)] = None,
+    ) -> Page[CaseSummary]:
+        wanted = CaseFilter(
             status=status,
             case_director_id=case_director_id,
             open_only=open,
             timeliness=timeliness,
             deadline=deadline,
-            limit=limit,
-            offset=offset,
+            number=number,
+            household_reference=household_reference,
+            text=q,
         )
-        return [summary(case, d) for case in found]
+        total, found = await uc.list_cases(d, who, wanted, skip=paging.skip, limit=paging.page_size)
+        return Page[CaseSummary].of(request, paging, total, [summary(c, d) for c in found])
 
     @api.get(
         "/case-directors/{case_director_id}/cases",
         summary="A regievoerder's open cases (regievoerders and PMM staff)",
     )
     async def director_cases(
-        case_director_id: str, d: Deps, who: CurrentIdentity
-    ) -> list[dict[str, Any]]:
+        request: Request, case_director_id: str, d: Deps, who: CurrentIdentity, paging: Paging
+    ) -> Page[CaseSummary]:
         uc.require_staff(who)
-        found = await uc.list_cases(
-            d, who, case_director_id=case_director_id, open_only=True, limit=500
-        )
-        return [summary(case, d) for case in found]
+        wanted = CaseFilter(case_director_id=case_director_id, open_only=True)
+        total, found = await uc.list_cases(d, who, wanted, skip=paging.skip, limit=paging.page_size)
+        return Page[CaseSummary].of(request, paging, total, [summary(c, d) for c in found])
 
     @api.get("/cases/{case_id}", summary="The case file (the read is audited)")
     async def get_case(case_id: str, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
@@ -145,14 +191,14 @@ def router() -> APIRouter:
         if uc.can_see(who, case):
             return detail(case, d)
         (answered,) = [k for k in case.consultations if k.id == consultation_id]
-        return consultation_view(case, answered)
+        return consultation_view(case, answered).model_dump()
 
     @api.get(
         "/consultations",
         summary="Open consultations addressed to your organisation (ambassador, maatwerk "
         "professional): the question, not the case file",
     )
-    async def my_consultations(d: Deps, who: CurrentIdentity) -> list[dict[str, Any]]:
+    async def my_consultations(d: Deps, who: CurrentIdentity) -> list[ConsultationView]:
         return [consultation_view(case, k) for case, k in await uc.consultations_for(d, who)]
 
     @api.post("/cases/{case_id}/notes")

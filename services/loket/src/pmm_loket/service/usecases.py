@@ -9,56 +9,44 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pmm_contracts import new_event
 from pmm_contracts.envelope import CloudEvent, EventData
-from pmm_contracts.events import bridging as bev
 from pmm_contracts.events import cases as ev
-from pmm_contracts.events import escalations as lev
-from pmm_contracts.topics import LOKET_CASES
 from pmm_contracts.vocabulary import Role
-from pmm_loket.adapters.repository import CaseRepository, case_fields, timeliness_query
+from pmm_loket.adapters.repository import CaseFilter, CaseRepository
 from pmm_loket.domain.model import (
-    HANDLING_STATUSES,
     OPEN_STATUSES,
     Case,
     Consultation,
-    LoketError,
     Punctuality,
-    RuleViolation,
     Status,
     WorkingDays,
     case_number,
     check_bottleneck,
     late_limit,
     punctuality,
-    to_cents,
 )
 from pmm_loket.service import commands as c
 from pmm_runtime.auth import Identity
 from pmm_runtime.broker import PermanentError
+from pmm_runtime.changes import Changes
+from pmm_runtime.errors import (
+    Conflict,
+    Forbidden,
+    NoSuchAggregate,
+    NotFound,
+    PlatformError,
+    RuleViolation,
+)
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import Outgoing, audit_entry
 from pmm_runtime.readmodel import RegisterReadModel
 
 STAFF = (Role.CASE_DIRECTOR, Role.PMM_STAFF)
 CONSULTABLE = (Role.AMBASSADOR, Role.MAATWERK_PROFESSIONAL)
 LEARNING_POINT_NS = uuid.UUID("5b0c7c1e-6a43-4a53-9d1f-0f6c6f2b8a11")
-
-
-class NotFound(LoketError):
-    pass
-
-
-class Forbidden(LoketError):
-    pass
-
-
-class Conflict(LoketError):
-    pass
 
 
 def _now() -> datetime:
@@ -69,9 +57,8 @@ def _now() -> datetime:
 class Deps:
     repo: CaseRepository
     register: RegisterReadModel
-    source: str
+    changes: Changes
     now: Callable[[], datetime] = _now
-    notify: Callable[[], None] = lambda: None
     working_days: WorkingDays = field(default_factory=WorkingDays)
     intake_days: int = 5
     consultation_days: int = 5
@@ -106,9 +93,7 @@ async def get_case(deps: Deps, who: Identity, case_id: str, *, audit_read: bool 
     if case is None or not can_see(who, case):
         raise NotFound(f"no case {case_id!r} for you")  # no hint that it exists
     if audit_read:
-        await deps.repo.cases.record_read(
-            case_id, audit_entry(actor=who.actor, action="case.read", at=deps.now())
-        )
+        await deps.repo.record_read(case_id, who.actor, deps.now())
     return case
 
 
@@ -121,54 +106,6 @@ async def audit_trail(deps: Deps, who: Identity, case_id: str) -> list[Document]
 # Writing -----------------------------------------------------------------------------------
 
 
-def _outgoing(deps: Deps, case: Case, events: list[EventData]) -> list[Outgoing]:
-    return [
-        Outgoing(LOKET_CASES, new_event(e, subject=case.id, source=deps.source)) for e in events
-    ]
-
-
-def changes(before: Document, after: Document) -> tuple[Document, Document]:
-    """Old and new values of what changed; for lists only the entries removed and added."""
-    old: Document = {}
-    new: Document = {}
-    for key in sorted(set(before) | set(after)):
-        was, now = before.get(key), after.get(key)
-        if was == now:
-            continue
-        if isinstance(was, list) and isinstance(now, list):
-            old[key] = [x for x in was if x not in now]
-            new[key] = [x for x in now if x not in was]
-        else:
-            old[key], new[key] = was, now
-    return old, new
-
-
-async def _save(
-    deps: Deps,
-    actor: str,
-    case: Case,
-    before: Document,
-    action: str,
-    events: list[EventData],
-    reason: str | None = None,
-    caused_by: str | None = None,
-) -> Case:
-    expected = case.version
-    old, new = changes(before, case_fields(case))
-    saved = await deps.repo.save(
-        case,
-        expected,
-        _outgoing(deps, case, events),
-        audit_entry(actor=actor, action=action, reason=reason, old=old, new=new, at=deps.now()),
-        caused_by=caused_by,
-    )
-    if not saved:
-        raise Conflict(f"case {case.number} changed meanwhile; reload and try again")
-    case.version = expected + 1
-    deps.notify()
-    return case
-
-
 async def _change(
     deps: Deps,
     who: Identity,
@@ -177,11 +114,13 @@ async def _change(
     change: Callable[[Case], list[EventData]],
     reason: str | None = None,
 ) -> Case:
+    """A regievoerder's command on a case, through the runtime's change loop."""
     require_staff(who)
-    case = await get_case(deps, who, case_id, audit_read=False)
-    before = case_fields(case)
-    events = change(case)
-    return await _save(deps, who.actor, case, before, action, events, reason)
+    await get_case(deps, who, case_id, audit_read=False)
+    done = await deps.changes.apply(
+        deps.repo, case_id, None, change, actor=who.actor, action=action, reason=reason
+    )
+    return done.aggregate
 
 
 async def submit(deps: Deps, who: Identity, cmd: c.SubmitCase) -> Case:
@@ -193,7 +132,9 @@ async def submit(deps: Deps, who: Identity, cmd: c.SubmitCase) -> Case:
         check_bottleneck(bottleneck)
     for code in cmd.organisations_involved:
         if await deps.register.organisation(code) is None:
-            raise RuleViolation(f"unknown organisation {code!r} in organisations_involved")
+            raise RuleViolation(
+                "organisations_involved", f"unknown organisation {code!r} in organisations_involved"
+            )
     now = deps.now()
     number = case_number(now.year, await deps.repo.next_number(now.year))
     intake_due = deps.working_days.add(now.date(), deps.intake_days)
@@ -231,17 +172,9 @@ async def submit(deps: Deps, who: Identity, cmd: c.SubmitCase) -> Case:
         submitted_at=now,
         intake_due=case.intake_due,
     )
-    await deps.repo.add(
-        case,
-        _outgoing(deps, case, [submitted]),
-        audit_entry(
-            actor=who.actor,
-            action="case.submitted",
-            new={"number": number, "status": case.status.value},
-            at=now,
-        ),
+    await deps.changes.create(
+        deps.repo, case, [submitted], actor=who.actor, action="case.submitted"
     )
-    deps.notify()
     return case
 
 
@@ -260,13 +193,16 @@ async def assign(deps: Deps, who: Identity, case_id: str, cmd: c.Assign) -> Case
     require_staff(who)
     director = await deps.register.professional(cmd.case_director_id)
     if director is None or Role.CASE_DIRECTOR.value not in director.get("roles", []):
-        raise RuleViolation(f"{cmd.case_director_id!r} is not a regievoerder in the register")
+        raise RuleViolation(
+            "case_director_id", f"{cmd.case_director_id!r} is not a regievoerder in the register"
+        )
     availability = director.get("availability") or {}
     if not availability.get("available", True):
         deputy = availability.get("deputy_id")
         raise RuleViolation(
+            "case_director_id",
             f"{cmd.case_director_id!r} is absent"
-            + (f"; their deputy is {deputy!r}" if deputy else "")
+            + (f"; their deputy is {deputy!r}" if deputy else ""),
         )
     return await _change(
         deps,
@@ -289,8 +225,9 @@ async def _consultee(deps: Deps, cmd: c.RequestConsultation) -> tuple[str, str |
             or not set(person.get("roles", [])) & {r.value for r in CONSULTABLE}
         ):
             raise RuleViolation(
+                "professional_id",
                 f"{cmd.professional_id!r} is not an ambassador or maatwerk professional "
-                f"of {cmd.organisation} in the register"
+                f"of {cmd.organisation} in the register",
             )
     else:
         candidates = [
@@ -300,7 +237,8 @@ async def _consultee(deps: Deps, cmd: c.RequestConsultation) -> tuple[str, str |
         ]
         if not candidates:
             raise RuleViolation(
-                f"{cmd.organisation} has no ambassador or maatwerk professional in the register"
+                "organisation",
+                f"{cmd.organisation} has no ambassador or maatwerk professional in the register",
             )
         person = candidates[0]  # the ambassador first
         first = person.get("availability") or {}
@@ -321,7 +259,7 @@ async def request_consultation(
 ) -> Case:
     require_staff(who)
     if not await deps.register.is_member(cmd.organisation):
-        raise RuleViolation(f"{cmd.organisation!r} is not a joined organisation")
+        raise RuleViolation("organisation", f"{cmd.organisation!r} is not a joined organisation")
     professional_id, deputy_for = await _consultee(deps, cmd)
     today = deps.today()
     consultation = Consultation(
@@ -350,9 +288,15 @@ async def answer_consultation(
     case = await deps.repo.get(case_id)
     if case is None or not _may_answer(who, case, consultation_id):
         raise NotFound(f"no consultation {consultation_id!r} on case {case_id!r} for you")
-    before = case_fields(case)
-    events = case.answer_consultation(consultation_id, cmd.answer, deps.today())
-    return await _save(deps, who.actor, case, before, "consultation.answered", events)
+    done = await deps.changes.apply(
+        deps.repo,
+        case_id,
+        None,
+        lambda case: case.answer_consultation(consultation_id, cmd.answer, deps.today()),
+        actor=who.actor,
+        action="consultation.answered",
+    )
+    return done.aggregate
 
 
 def _may_answer(who: Identity, case: Case, consultation_id: str) -> bool:
@@ -368,13 +312,9 @@ async def consultations_for(deps: Deps, who: Identity) -> list[tuple[Case, Consu
     """The open consultations addressed to the caller's organisation."""
     if not who.has_any(*CONSULTABLE):
         raise Forbidden("requires the ambassador or maatwerk_professional role")
-    query = {
-        "consultations.organisation": who.organisation,
-        "status": {"$in": sorted(s.value for s in HANDLING_STATUSES)},
-    }
     return [
         (case, asked)
-        for case in await deps.repo.find(query, limit=10_000)
+        for case in await deps.repo.with_open_consultations_for(who.organisation)
         for asked in case.consultations
         if asked.organisation == who.organisation and asked.answer is None
     ]
@@ -433,7 +373,9 @@ async def escalate(deps: Deps, who: Identity, case_id: str, cmd: c.Escalate) -> 
 async def request_bridging(deps: Deps, who: Identity, case_id: str, cmd: c.RequestBridging) -> Case:
     for code in cmd.candidate_payers:
         if await deps.register.organisation(code) is None:
-            raise RuleViolation(f"unknown organisation {code!r} in candidate_payers")
+            raise RuleViolation(
+                "candidate_payers", f"unknown organisation {code!r} in candidate_payers"
+            )
 
     def go(case: Case) -> list[EventData]:
         request = ev.BridgingRequested(
@@ -471,7 +413,8 @@ async def evaluate(deps: Deps, who: Identity, case_id: str, cmd: c.Evaluate) -> 
         for code in point.organisations:
             if await deps.register.organisation(code) is None:
                 raise RuleViolation(
-                    f"unknown organisation or ministry {code!r} in a learning point"
+                    "learning_points",
+                    f"unknown organisation or ministry {code!r} in a learning point",
                 )
     points = [
         ev.LearningPoint(
@@ -489,39 +432,19 @@ async def evaluate(deps: Deps, who: Identity, case_id: str, cmd: c.Evaluate) -> 
 async def list_cases(
     deps: Deps,
     who: Identity,
+    wanted: CaseFilter,
     *,
-    status: Status | None = None,
-    case_director_id: str | None = None,
-    open_only: bool = False,
-    timeliness: Punctuality | None = None,
-    deadline: str = "case",
-    limit: int = 100,
-    offset: int = 0,
-) -> list[Case]:
-    query: dict[str, Any] = {}
+    skip: int = 0,
+    limit: int = 50,
+) -> tuple[int, list[Case]]:
+    """The cases the caller may see that match ``wanted``: a page and the total. A maatwerk
+    professional sees their own organisation's cases only, and searches by household
+    reference or text only among those."""
     if not who.has_any(*STAFF):
         if not who.has_any(Role.MAATWERK_PROFESSIONAL):
             raise Forbidden("no access to cases")
-        query["submitting_organisation"] = who.organisation
-    if status:
-        query["status"] = status.value
-    elif open_only:
-        query["status"] = {"$in": sorted(s.value for s in OPEN_STATUSES)}
-    if case_director_id:
-        query["case_director_id"] = case_director_id
-    today = deps.today()
-    if timeliness and deadline in ("intake", "case"):
-        query.update(timeliness_query(deadline, timeliness, today))
-    elif timeliness:  # consultations: a case with at least one in that state
-        query["consultations"] = {"$ne": []}
-        found = await deps.repo.find(query, limit=100_000)
-        hits = [
-            case
-            for case in found
-            if any(c.punctuality(today) == timeliness for c in case.consultations)
-        ]
-        return hits[offset : offset + limit]
-    return await deps.repo.find(query, limit=limit, skip=offset)
+        wanted = replace(wanted, organisation=who.organisation)
+    return await deps.repo.search(wanted, deps.today(), skip=skip, limit=limit)
 
 
 def case_timeliness(case: Case, today: date) -> dict[str, str | None]:
@@ -549,106 +472,34 @@ def _worst(results: list[str]) -> str | None:
 # Events from other services --------------------------------------------------------------
 
 
-async def on_escalation_event(deps: Deps, event: CloudEvent[Any]) -> None:
-    data = event.data
-    detail: dict[str, Any] = {}
-    request_id: str | None = None
-    if isinstance(data, lev.EscalationOpened):
-        status, request_id = "opened", data.request_id
-    elif isinstance(data, lev.EscalationAdmissibility):
-        status, detail = ("admitted" if data.admitted else "refused"), {"reason": data.reason}
-    elif isinstance(data, lev.EscalationConcluded):
-        status, detail = "concluded", {"outcome": data.outcome.value, "summary": data.summary}
-    elif isinstance(data, lev.EscalationWithdrawn):
-        status, detail = (
-            "withdrawn",
-            {"solved_under_pressure": data.solved_under_pressure, "reason": data.reason},
-        )
-    else:
-        return  # sessions and agreements are the LET's own business
-    await _apply_external(
-        deps,
-        data.case_id,
-        event,
-        "let." + status,
-        lambda case: case.escalation_update(data.escalation_id, status, detail, request_id),
-    )
-
-
-async def on_bridging_event(deps: Deps, event: CloudEvent[Any]) -> None:
-    data = event.data
-    detail: dict[str, Any] = {}
-    request_id: str | None = None
-    booking: tuple[str, int] | None = None
-    if isinstance(data, bev.ApplicationReceived):
-        detail, request_id = {"status": "received"}, data.request_id
-    elif isinstance(data, bev.ApplicationDecided):
-        detail = {
-            "status": "approved" if data.approved else "rejected",
-            "form": data.form.value if data.form else None,
-            "approved_amount_cents": to_cents(data.amount) if data.amount is not None else None,
-            "decision_reason": data.reason,
-        }
-    elif isinstance(data, bev.LedgerBooked):
-        booking = (data.kind.value, to_cents(data.amount))
-    elif isinstance(data, bev.ResponsiblePartyDetermined):
-        detail = {"responsible_party": data.responsible_party}
-    elif isinstance(data, bev.RecoveryRequested):
-        detail = {"recovery_requested_cents": to_cents(data.amount)}
-    elif isinstance(data, bev.ApplicationClosed):
-        detail = {"status": data.status}
-    else:
-        return
-    await _apply_external(
-        deps,
-        data.case_id,
-        event,
-        "overbrugging." + event.type.rsplit(".", 1)[-1],
-        lambda case: case.bridging_update(
-            data.application_id, detail, request_id=request_id, booking=booking
-        ),
-    )
-
-
-async def _apply_external(
+async def apply_external(
     deps: Deps,
-    case_id: str,
     event: CloudEvent[Any],
+    case_id: str,
     action: str,
     change: Callable[[Case], list[EventData]],
 ) -> None:
-    """Apply another service's event once (``caused_by``), retrying on a version race.
+    """Apply another service's event to a case once (its id is the command id).
 
     An event about a case this Loket does not have, or that changes nothing (an earlier
-    escalation's late answer), is ignored; one that breaks a rule is dead-lettered.
+    escalation's late answer), is ignored; one that breaks a rule is dead-lettered; a case
+    that kept changing is retried by the consumer.
     """
-    for _ in range(5):
-        case = await deps.repo.get(case_id)
-        if case is None:
-            return
-        if await deps.repo.applied(case_id, str(event.id)):
-            return  # a redelivery changes nothing
-        before = case_fields(case)
-        try:
-            events = change(case)
-        except LoketError as exc:
-            raise PermanentError(f"{event.type} for case {case_id}: {exc}") from exc
-        if not events and not any(changes(before, case_fields(case))):
-            return
-        try:
-            await _save(
-                deps,
-                f"service:{event.source.rsplit(':', 1)[-1]}",
-                case,
-                before,
-                action,
-                events,
-                caused_by=str(event.id),
-            )
-            return
-        except Conflict:
-            continue
-    raise Conflict(f"case {case_id} kept changing while applying {event.type}")
+    try:
+        await deps.changes.apply(
+            deps.repo,
+            case_id,
+            str(event.id),
+            change,
+            actor=f"service:{event.source.rsplit(':', 1)[-1]}",
+            action=action,
+        )
+    except NoSuchAggregate:
+        return
+    except Conflict:
+        raise
+    except PlatformError as exc:
+        raise PermanentError(f"{event.type} for case {case_id}: {exc}") from exc
 
 
 # Deadlines and retention -------------------------------------------------------------------
@@ -658,45 +509,43 @@ async def scan_deadlines(deps: Deps) -> int:
     """Warn before each deadline passes and remind once it has (each once per due date)."""
     today = deps.today()
     sent = 0
-    query = {"status": {"$in": sorted(s.value for s in OPEN_STATUSES)}}
-    for case in await deps.repo.find(query, limit=1_000_000):
-        before = case_fields(case)
-        events = case.deadline_warnings(today, deps.warn_days)
-        if events:
-            try:
-                await _save(deps, "system:deadlines", case, before, "deadline.warning", events)
-            except Conflict:
-                continue  # changed meanwhile: the next scan sees it
-            sent += len(events)
+    for case in await deps.repo.open_cases():
+        if not case.deadline_warnings(today, deps.warn_days):  # a dry run on this copy
+            continue
+        try:
+            done = await deps.changes.apply(
+                deps.repo,
+                case.id,
+                None,
+                lambda fresh: fresh.deadline_warnings(today, deps.warn_days),
+                actor="system:deadlines",
+                action="deadline.warning",
+            )
+        except Conflict:
+            continue  # changed meanwhile: the next scan sees it
+        sent += len(done.events)
     return sent
 
 
 async def anonymise_expired(deps: Deps) -> int:
     """AVG retention (DESIGN.md §4): strip case files closed longer than the period ago."""
-    cutoff = deps.now() - timedelta(days=deps.retention_days)
-    query = {
-        "status": {"$in": [Status.CLOSED.value, Status.EVALUATED.value, Status.DECLINED.value]},
-        "anonymised_at": None,
-    }
+    now = deps.now()
+    cutoff = now - timedelta(days=deps.retention_days)
     done = 0
-    for case in await deps.repo.find(query, limit=1_000_000):
+    for case in await deps.repo.ended_not_anonymised():
         ended = case.closed_at or case.triaged_at
         if ended is None or ended > cutoff:
             continue
-        events = case.anonymise(deps.now())
-        saved = await deps.repo.save(
-            case,
-            case.version,
-            _outgoing(deps, case, events),
-            audit_entry(
-                actor="system:retention",
-                action="case.anonymised",
-                reason=f"retention period of {deps.retention_days} days passed",
-                at=deps.now(),
-            ),
-            scrub_audit=True,
+        result = await deps.changes.apply(
+            deps.repo,
+            case.id,
+            None,
+            lambda fresh: fresh.anonymise(now),
+            actor="system:retention",
+            action="case.anonymised",
+            reason=f"retention period of {deps.retention_days} days passed",
         )
-        if saved:
-            deps.notify()
+        if result.changed:
+            await deps.repo.scrub_audit(case.id)
             done += 1
     return done
