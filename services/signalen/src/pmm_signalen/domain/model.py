@@ -4,17 +4,17 @@ Pure and synchronous. One signal per learning point of a case evaluation (its id
 from the evaluation event and the learning point). A signal is *belegd* with one or more
 organisations; each assignment follows one workflow table (``ALLOWED_TRANSITIONS``),
 enforced in one place (``Assignment._move``). Every method checks its rule, changes state
-and returns the event data it causes; the use cases wrap them in envelopes and store
-state, events and the audit entry in one atomic write.
+and returns the event data it causes; the runtime's change loop (``changes.apply``) wraps
+them in envelopes and stores state, events and the audit entry in one atomic write. Errors
+are the platform's (``pmm_runtime.errors``): ``NotInState`` for the workflow and a merged
+signal, ``RuleViolation`` naming the input field, ``Forbidden`` for a non-assignee.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,7 @@ from pmm_contracts.events import signals as ev
 from pmm_contracts.events.cases import Bottleneck, CaseEvaluated, LearningPoint
 from pmm_contracts.events.signals import ResponseStatus
 from pmm_contracts.vocabulary import LearningOrder, LifeDomain
+from pmm_runtime.errors import Forbidden, NotInState, RuleViolation
 
 
 def signal_id_for(evaluation_event_id: uuid.UUID | str, learning_point_id: str) -> str:
@@ -74,7 +75,7 @@ ALLOWED_TRANSITIONS: dict[AssignmentStatus, frozenset[AssignmentStatus]] = {
     AssignmentStatus.FORWARDED: frozenset(),
     AssignmentStatus.WITHDRAWN: frozenset(),
 }
-"""The follow-up of one assignment. A forbidden move raises ``ForbiddenTransition`` (409)."""
+"""The follow-up of one assignment. A forbidden move raises ``NotInState`` (409)."""
 
 OPEN_STATUSES = frozenset(set(AssignmentStatus) - _CLOSED)
 
@@ -85,47 +86,9 @@ class SignalStatus(StrEnum):
     MERGED = "merged"  # a duplicate, merged into another signal
 
 
-# Errors ------------------------------------------------------------------------------------
-
-
-class SignalError(Exception):
-    problem_extra: dict[str, Any] | None = None
-
-
-class ForbiddenTransition(SignalError):
-    """HTTP 409, naming the allowed next states."""
-
-    def __init__(self, organisation: str, current: str, wanted: str, allowed: Iterable[str]):
-        names = sorted(allowed)
-        super().__init__(
-            f"the assignment to {organisation} is {current} and cannot become {wanted}; "
-            f"allowed next: {', '.join(names) or 'none'}"
-        )
-        self.problem_extra = {"current_status": current, "allowed": names}
-
-
-class RuleViolation(SignalError):
-    """A business rule about one input field (HTTP 422, naming the field)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.problem_extra = {
-            "field": field,
-            "errors": [{"field": field, "message": message, "type": "rule"}],
-        }
-
-
-class NotAnAssignee(SignalError):
-    """An answer from an organisation the signal is not (or no longer) assigned to (403)."""
-
-
-class SignalMerged(SignalError):
-    """The signal was merged into another; change that one instead (HTTP 409)."""
-
-    def __init__(self, signal_id: str, into: str) -> None:
-        super().__init__(f"signal {signal_id} was merged into {into}")
-        self.problem_extra = {"merged_into": into}
+def _required_for(target: AssignmentStatus) -> list[str]:
+    """The statuses from which ``target`` may be reached (for the 409 answer)."""
+    return sorted(s.value for s, targets in ALLOWED_TRANSITIONS.items() if target in targets)
 
 
 # The signal --------------------------------------------------------------------------------
@@ -161,8 +124,13 @@ class Assignment(Part):
         """The one place the follow-up workflow is enforced."""
         allowed = ALLOWED_TRANSITIONS[self.status]
         if target not in allowed:
-            raise ForbiddenTransition(
-                self.organisation, self.status.value, target.value, (s.value for s in allowed)
+            names = sorted(s.value for s in allowed)
+            raise NotInState(
+                f"the assignment to {self.organisation} is {self.status.value} and cannot "
+                f"become {target.value}; allowed next: {', '.join(names) or 'none'}",
+                current_status=self.status.value,
+                allowed=names,
+                required_status=_required_for(target),
             )
         self.status = target
 
@@ -247,7 +215,12 @@ class Signal(BaseModel):
 
     def _check_not_merged(self) -> None:
         if self.status is SignalStatus.MERGED:
-            raise SignalMerged(self.id, self.merged_into or "?")
+            raise NotInState(
+                f"signal {self.id} was merged into {self.merged_into}; change that one instead",
+                current_status=SignalStatus.MERGED.value,
+                required_status=[SignalStatus.OPEN.value, SignalStatus.CLOSED.value],
+                merged_into=self.merged_into,
+            )
 
     def _refresh_status(self) -> None:
         if self.status is not SignalStatus.MERGED:
@@ -325,7 +298,7 @@ class Signal(BaseModel):
         self._check_not_merged()
         current = self.assignment(organisation)
         if current is None or current.status is AssignmentStatus.WITHDRAWN:
-            raise NotAnAssignee(f"the signal is not assigned to {organisation}")
+            raise Forbidden(f"the signal is not assigned to {organisation}")
         target = AssignmentStatus(status.value)
         if target in (AssignmentStatus.MEASURE_TAKEN, AssignmentStatus.NO_ACTION) and not (
             explanation and explanation.strip()
