@@ -46,8 +46,8 @@ ORGS = ["uwv", "svb", "duo", "cak", "cjib", "szw", "bzk", "vws", "toeslagen"] + 
 
 
 def generate(n: int, rng: random.Random, per_case: float) -> list[Delta]:
-    """The figure deltas one generated case causes: its evaluation, each signal's creation
-    and each organisation's answer."""
+    """The figure deltas one generated case causes: its evaluation (with its signals'
+    creation) and each organisation's answer."""
     closed = datetime(YEAR, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(525_000))
     duration = rng.randint(14, 140)
     domains = rng.sample(list(LifeDomain), rng.randint(1, 4))
@@ -80,14 +80,13 @@ def generate(n: int, rng: random.Random, per_case: float) -> list[Delta]:
         duration_days=duration,
         learning_points=points,
     )
-    deltas = [case_delta(evaluation)]
-    for point in points:
-        signal, _ = Signal.from_learning_point(
-            evaluation, uuid.UUID(int=n + 1), point, at=closed, term_days=42
-        )
+    signals = [
+        Signal.from_learning_point(evaluation, uuid.UUID(int=n + 1), p, at=closed, term_days=42)[0]
+        for p in points
+    ]
+    deltas = [case_delta(evaluation, signals)]  # with each signal's first follow-up status
+    for signal in signals:
         version = 1
-        created = signal_delta(follow_up_counts(None), signal, f"{signal.id}:v{version}")
-        deltas.append(created) if created else None
         for org in list(signal.organisations):
             status = rng.choice([s for s in ResponseStatus if s is not ResponseStatus.FORWARDED])
             needs_text = status in (ResponseStatus.MEASURE_TAKEN, ResponseStatus.NO_ACTION)

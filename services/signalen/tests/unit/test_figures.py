@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pmm_contracts.events.cases import Bottleneck
 from pmm_contracts.events.signals import ResponseStatus
+from pmm_contracts.vocabulary import BottleneckType
 from pmm_signalen.domain.figures import (
     BUCKETS,
     bucket_of,
@@ -15,8 +17,10 @@ from pmm_signalen.domain.figures import (
 from .test_signal_domain import NOW, TERM, evaluation, point, signal
 
 
-def test_an_evaluation_counts_the_case_and_its_learning_points() -> None:
-    delta = case_delta(evaluation(point("lp-1"), point("lp-2")))
+def test_an_evaluation_counts_the_case_its_learning_points_and_its_new_signals() -> None:
+    ict = point("lp-2", ("uwv", "szw"), bottleneck=Bottleneck(type=BottleneckType.ICT))
+    created = [signal("uwv"), signal("uwv", "szw")]
+    delta = case_delta(evaluation(point("lp-1"), ict), created)
     assert delta["id"] == "case:c-1:evaluated"
     assert delta["year"] == 2026
     assert 0 <= delta["bucket"] < BUCKETS
@@ -25,11 +29,18 @@ def test_an_evaluation_counts_the_case_and_its_learning_points() -> None:
         "submitter_kind:municipality": 1,
         "life_domains:housing": 1,
         "life_domains:income": 1,
-        "bottleneck_types:cooperation": 1,
+        "bottleneck_types:cooperation": 1,  # the intake's, once per case
         "outcome:solved": 1,
         "duration_days:58": 1,
         "closed_month:2026-11": 1,
         "order:3": 2,
+        # the learning points', once per point: type, and subtype where it has one
+        "learning_point_bottleneck_types:laws_and_regulations": 1,
+        "learning_point_bottleneck_types:ict": 1,
+        "learning_point_bottleneck_subtypes:not_foreseen": 1,
+        # each new signal's first follow-up status (a creation carries no delta of its own)
+        "follow_up:uwv:assigned": 2,
+        "follow_up:szw:assigned": 1,
     }
 
 

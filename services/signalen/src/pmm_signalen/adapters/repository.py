@@ -1,24 +1,29 @@
-"""Mongo persistence: signals (one aggregate document each, with outbox and audit trail)
-and the cases this service keeps from the Loket's events, for the yearly report.
+"""Mongo persistence: signals (aggregates written by the runtime's change loop, with outbox
+and audit trail) and the cases this service keeps from the Loket's events.
 
 Dates are ISO strings. Besides the signal itself a document carries fields for queries:
 ``organisations`` (current assignees), ``next_due`` (earliest answer term of an open
-assignment, for the reminder scan) and ``monitor_keys`` (for the monitor).
+assignment, for the reminder scan) and ``monitor_keys`` (for the monitor). Every query of
+the service lives here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
+from pmm_contracts.envelope import EventData
+from pmm_contracts.events import signals as ev
+from pmm_contracts.topics import SIGNALEN_SIGNALS, signals_assigned_topic
+from pmm_runtime.changes import Aggregates
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import APPLIED, AUDIT, OUTBOX, AggregateStore, Pending
-from pmm_signalen.domain.model import Signal
+from pmm_runtime.outbox import APPLIED, AUDIT, OUTBOX, AggregateStore
+from pmm_signalen.adapters.figures import FIGURES
+from pmm_signalen.domain.model import Signal, SignalStatus
 
-HIDDEN = {OUTBOX: 0, AUDIT: 0, APPLIED: 0, "_figures": 0}
+HIDDEN = {OUTBOX: 0, AUDIT: 0, APPLIED: 0, FIGURES: 0}
 
 
 def monitor_keys(signal: Signal) -> list[str]:
@@ -37,27 +42,25 @@ def monitor_keys(signal: Signal) -> list[str]:
     )
 
 
-def signal_fields(signal: Signal) -> Document:
-    data: Document = signal.model_dump(mode="json", exclude={"id", "version"})
-    next_due = signal.next_due
-    data["next_due"] = next_due.isoformat() if next_due else None
-    data["organisations"] = list(dict.fromkeys(signal.organisations))
-    data["monitor_keys"] = monitor_keys(signal) if signal.merged_into is None else []
-    return data
+class SignalRepository(Aggregates[Signal]):
+    name = "signal"
 
-
-def signal_from(doc: Document) -> Signal:
-    data = {k: v for k, v in doc.items() if not k.startswith("_")}
-    return Signal.model_validate({**data, "id": doc["_id"], "version": doc["_version"]})
-
-
-class SignalRepository:
     def __init__(self, store: AggregateStore) -> None:
-        self.store = store
+        super().__init__(store, Signal, topic=SIGNALEN_SIGNALS)
 
-    @property
-    def collection(self) -> AsyncCollection[Document]:
-        return self.store.collection
+    def topic(self, aggregate: Signal, event: EventData) -> str:
+        """What an organisation must act on goes to its own topic; the life cycle to all."""
+        if isinstance(event, ev.SignalAssigned | ev.FollowUpRequested):
+            return signals_assigned_topic(event.organisation)
+        return self.default_topic
+
+    def dump(self, aggregate: Signal) -> Document:
+        fields = super().dump(aggregate)
+        next_due = aggregate.next_due
+        fields["next_due"] = next_due.isoformat() if next_due else None
+        fields["organisations"] = list(dict.fromkeys(aggregate.organisations))
+        fields["monitor_keys"] = monitor_keys(aggregate) if aggregate.merged_into is None else []
+        return fields
 
     async def create_indexes(self) -> None:
         c = self.collection
@@ -67,52 +70,52 @@ class SignalRepository:
         await c.create_index([("created_at", ASCENDING)])
         await c.create_index([("case_id", ASCENDING)])
 
-    async def get(self, signal_id: str) -> Signal | None:
-        doc = await self.collection.find_one({"_id": signal_id}, HIDDEN)
-        return signal_from(doc) if doc else None
-
-    async def is_applied(self, signal_id: str, event_id: str) -> bool:
-        doc = await self.collection.find_one({"_id": signal_id, APPLIED: event_id}, {"_id": 1})
-        return doc is not None
+    async def get(self, aggregate_id: str) -> Signal | None:
+        doc = await self.collection.find_one({"_id": aggregate_id}, HIDDEN)
+        return self.load(doc) if doc else None
 
     async def audit(self, signal_id: str) -> list[Document] | None:
         doc = await self.collection.find_one({"_id": signal_id}, {AUDIT: 1})
         return list(doc.get(AUDIT) or []) if doc else None
 
-    async def add(
+    async def search(
         self,
-        signal: Signal,
-        events: Sequence[Pending],
-        audit: Document,
-        caused_by: str,
-        figures: Document | None = None,
-    ) -> bool:
-        """False when it exists already (a replayed evaluation)."""
-        state = {**signal_fields(signal), "_figures": [figures] if figures else []}
-        return await self.store.create(signal.id, state, events, caused_by=caused_by, audit=audit)
+        *,
+        readable_by: tuple[str, Collection[str]] | None = None,
+        assignee: str | None = None,
+        status: SignalStatus | None = None,
+        order: str | None = None,
+        year: int | None = None,
+        skip: int = 0,
+        limit: int = 50,
+    ) -> tuple[int, list[Signal]]:
+        """Signals newest first. ``readable_by`` (organisation, case ids) keeps those ever
+        assigned to that organisation or made from one of those cases; ``assignee`` those
+        ever assigned to that organisation."""
+        query: Document = {}
+        if readable_by is not None:
+            organisation, case_ids = readable_by
+            mine: Document = {"assignments.organisation": organisation}
+            query["$or"] = [mine, {"case_id": {"$in": list(case_ids)}}] if case_ids else [mine]
+        if assignee:
+            query["assignments.organisation"] = assignee
+        if status:
+            query["status"] = status.value
+        if order:
+            query["order"] = order
+        if year:
+            query["year"] = year
+        return await self._find(query, skip=skip, limit=limit)
 
-    async def save(
-        self,
-        signal: Signal,
-        expected_version: int,
-        events: Sequence[Pending],
-        audit: Document,
-        caused_by: str | None = None,
-        figures: Document | None = None,
-    ) -> bool:
-        saved = await self.store.update(
-            signal.id,
-            expected_version=expected_version,
-            set_fields=signal_fields(signal),
-            events=events,
-            audit=audit,
-            caused_by=caused_by,
-            push={"_figures": figures} if figures else None,
-        )
-        return saved is not None
+    async def not_merged(self, year: int | None) -> list[Signal]:
+        query: Document = {"status": {"$ne": SignalStatus.MERGED.value}}
+        if year:
+            query["year"] = year
+        _, found = await self._find(query, limit=0)
+        return found
 
-    async def find(
-        self, query: Document, *, skip: int = 0, limit: int = 100
+    async def _find(
+        self, query: Document, *, skip: int = 0, limit: int
     ) -> tuple[int, list[Signal]]:
         total = await self.collection.count_documents(query)
         docs = (
@@ -122,7 +125,7 @@ class SignalRepository:
             .limit(limit)
             .to_list(None)
         )
-        return total, [signal_from(d) for d in docs]
+        return total, [self.load(d) for d in docs]
 
     async def due_before(self, day_iso: str, limit: int) -> list[Signal]:
         docs = (
@@ -130,48 +133,60 @@ class SignalRepository:
             .limit(limit)
             .to_list(None)
         )
-        return [signal_from(d) for d in docs]
+        return [self.load(d) for d in docs]
 
-    async def aggregate(self, pipeline: list[Document]) -> list[Document]:
-        cursor = await self.collection.aggregate(pipeline)
-        result: list[Document] = await cursor.to_list(None)
-        return result
-
-    async def raw(self, query: Document, projection: Document, limit: int = 0) -> list[Document]:
-        result: list[Document] = (
-            await self.collection.find(query, projection).limit(limit).to_list(None)
+    async def recurring(self, since_iso: str) -> dict[str, set[str]]:
+        """Monitor keys (type|subtype|regulation|organisation) of the signals created since
+        ``since_iso``, each with the distinct cases it was seen in."""
+        cursor = await self.collection.aggregate(
+            [
+                {"$match": {"created_at": {"$gte": since_iso}}},
+                {"$unwind": "$monitor_keys"},
+                {"$group": {"_id": "$monitor_keys", "n": {"$sum": 1}}},
+            ]
         )
-        return result
+        cases: dict[str, set[str]] = {}
+        for row in await cursor.to_list(None):
+            key, _, case_id = str(row["_id"]).partition("#")
+            cases.setdefault(key, set()).add(case_id)
+        return cases
 
 
 class CaseRepository:
-    """What this service keeps of each case: enough for the yearly report, no person."""
+    """What this service keeps of each case: enough for the yearly report and for who may
+    see the case's signals with their case reference (its regievoerders), no person."""
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self.collection = collection
 
     async def create_indexes(self) -> None:
         await self.collection.create_index([("closed_year", ASCENDING)])
+        await self.collection.create_index([("case_directors", ASCENDING)])
 
     async def upsert(self, case_id: str, fields: Document, figures: Document | None = None) -> None:
         """Idempotent: a redelivered event sets the same values again (and queues the same
         figures delta, which the projector applies once)."""
         update: Document = {"$set": fields}
         if figures:
-            update["$push"] = {"_figures": figures}
+            update["$push"] = {FIGURES: figures}
         await self.collection.update_one({"_id": case_id}, update, upsert=True)
 
+    async def add_director(self, case_id: str, case_number: str, director_id: str) -> None:
+        """Remember that ``director_id`` directs (or directed) the case; idempotent."""
+        await self.collection.update_one(
+            {"_id": case_id},
+            {"$set": {"case_number": case_number}, "$addToSet": {"case_directors": director_id}},
+            upsert=True,
+        )
+
+    async def directors(self, case_id: str) -> list[str]:
+        doc = await self.collection.find_one({"_id": case_id}, {"case_directors": 1})
+        return list((doc or {}).get("case_directors") or [])
+
+    async def directed_by(self, director_id: str) -> list[str]:
+        """The ids of the cases ``director_id`` directs or directed."""
+        docs = await self.collection.find({"case_directors": director_id}, {"_id": 1}).to_list(None)
+        return [str(d["_id"]) for d in docs]
+
     async def get(self, case_id: str) -> Document | None:
-        return await self.collection.find_one({"_id": case_id})
-
-    async def aggregate(self, pipeline: list[Document]) -> list[Document]:
-        cursor = await self.collection.aggregate(pipeline)
-        result: list[Document] = await cursor.to_list(None)
-        return result
-
-    async def insert_many(self, docs: list[Document]) -> None:
-        await self.collection.insert_many(docs, ordered=False)
-
-
-def rows(items: Sequence[Document]) -> dict[Any, int]:
-    return {row["_id"]: int(row["n"]) for row in items}
+        return await self.collection.find_one({"_id": case_id}, {FIGURES: 0})

@@ -9,13 +9,16 @@ few dozen bucket documents instead of scanning every case: FerretDB decodes ever
 document it scans (about 0.2 ms each), so a scan of 100,000 cases alone takes ~20 s.
 
 Counter keys: ``<dimension>:<value>``, e.g. ``submitter_kind:municipality``,
-``duration_days:56``, ``closed_month:2026-03``, ``order:3``, ``follow_up:uwv:received``.
+``duration_days:56``, ``closed_month:2026-03``, ``order:3``, ``follow_up:uwv:received``,
+``learning_point_bottleneck_types:ict`` (per learning point, unlike ``bottleneck_types``:
+per case, from the intake).
 """
 
 from __future__ import annotations
 
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from pmm_contracts.events.cases import CaseEvaluated
@@ -25,15 +28,20 @@ BUCKETS = 64
 """Bucket documents per year: spreads the applied-delta ids (idempotency) over documents."""
 
 Delta = dict[str, Any]
+POINT_TYPES = "learning_point_bottleneck_types"
+POINT_SUBTYPES = "learning_point_bottleneck_subtypes"
 
 
 def bucket_of(aggregate_id: str) -> int:
     return zlib.crc32(aggregate_id.encode()) % BUCKETS
 
 
-def case_delta(evaluation: CaseEvaluated) -> Delta:
-    """One evaluated (closed) case: submitter kind, life domains, bottleneck types,
-    outcome, duration, month closed, and its learning points by order."""
+def case_delta(evaluation: CaseEvaluated, signals: Iterable[Signal] = ()) -> Delta:
+    """One evaluated (closed) case: submitter kind, life domains, the intake's bottleneck
+    types (once per case), outcome, duration, month closed, its learning points by order
+    and by bottleneck type and subtype (once per learning point), and the first follow-up
+    status of the ``signals`` created from it (written with the case, so a signal's own
+    creation carries no delta)."""
     closed = evaluation.closed_at
     counts: Counter[str] = Counter()
     counts["cases"] += 1
@@ -47,6 +55,11 @@ def case_delta(evaluation: CaseEvaluated) -> Delta:
     counts[f"closed_month:{closed.year:04d}-{closed.month:02d}"] += 1
     for point in evaluation.learning_points:
         counts[f"order:{point.order.value}"] += 1
+        counts[f"{POINT_TYPES}:{point.bottleneck.type.value}"] += 1
+        if point.bottleneck.subtype is not None:
+            counts[f"{POINT_SUBTYPES}:{point.bottleneck.subtype.value}"] += 1
+    for signal in signals:
+        counts.update(follow_up_counts(signal))
     return {
         "id": f"case:{evaluation.case_id}:evaluated",
         "year": closed.year,
