@@ -11,9 +11,8 @@ from pmm_runtime.readmodel import RegisterReadModel
 from pmm_signalen.adapters.figures import YearlyFigures
 from pmm_signalen.adapters.repository import CaseRepository, SignalRepository
 from pmm_signalen.adapters.topics import OrgTopics
-from pmm_signalen.domain import model
+from pmm_signalen.entrypoints import kafka
 from pmm_signalen.entrypoints.http import router
-from pmm_signalen.entrypoints.kafka import case_handler, response_handler
 from pmm_signalen.service import usecases as uc
 from pmm_signalen.settings import SignalenSettings
 
@@ -24,16 +23,6 @@ DESCRIPTION = (
     "or ministry that can act. Each organisation follows its own topic, answers with its "
     "follow-up, and is asked again when it stays silent. PMM reports yearly."
 )
-
-ERROR_STATUSES: dict[type[Exception], int] = {
-    model.ForbiddenTransition: 409,
-    model.SignalMerged: 409,
-    model.RuleViolation: 422,
-    model.NotAnAssignee: 403,
-    uc.NotFound: 404,
-    uc.Forbidden: 403,
-    uc.Conflict: 409,
-}
 
 
 def create_app(settings: SignalenSettings | None = None) -> FastAPI:
@@ -56,36 +45,23 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
         signals=signals,
         cases=cases,
         figures=figures,
-        source=settings.source,
+        changes=platform.changes,
         register=RegisterReadModel(platform),
         term_days=settings.followup_term_days,
         ensure_topics=org_topics.ensure,
-        notify=platform.relay.notify,
         monitor_window_days=settings.monitor_window_days,
         monitor_threshold=settings.monitor_threshold,
     )
     platform.on_startup(signals.create_indexes)
     platform.on_startup(cases.create_indexes)
     platform.on_startup(figures.create_indexes)
-    platform.subscribe(
-        settings.cases_topic,
-        handler=case_handler(deps),
-        purpose="cases",
-        description="Submitted, closed and evaluated cases: the report's figures; each "
-        "learning point of an evaluation becomes a signal (other case events are skipped)",
-    )
-    platform.subscribe(
-        handler=response_handler(deps),
-        pattern=settings.responses_pattern,
-        purpose="responses",
-        description="Every organisation's follow-up (pmm.signalen.responses.<org>)",
+    kafka.subscribe(
+        platform, deps, cases_topic=settings.cases_topic, responses=settings.responses_pattern
     )
     platform.periodic(
         "follow-up-reminders", settings.reminder_scan_interval_s, lambda: uc.send_reminders(deps)
     )
     platform.periodic("yearly-figures", settings.figures_interval_s, figures.run_once)
-    app = platform.http_app(
-        title=TITLE, description=DESCRIPTION, routers=[router()], error_statuses=ERROR_STATUSES
-    )
+    app = platform.http_app(title=TITLE, description=DESCRIPTION, routers=[router()])
     app.state.deps = deps
     return app

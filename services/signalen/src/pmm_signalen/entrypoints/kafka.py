@@ -1,8 +1,10 @@
-"""Kafka subscribers: translate the contract into a use-case call.
+"""Kafka subscribers: each event type has its handler, which translates the contract into
+a use-case call (``platform.subscribe(topic, handlers={EventType: fn})``).
 
 A response that breaks a rule (not an assignee, a forbidden transition, a missing
 explanation, an unknown signal) raises ``PermanentError``: it is dead-lettered at once and
-nothing changes. A concurrent write is retried by the runtime.
+nothing changes. A signal that kept changing meanwhile (``Conflict``) is retried by the
+runtime.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from pmm_contracts.envelope import CloudEvent
+from pmm_contracts.events import cases
 from pmm_contracts.events.signals import SignalResponse
 from pmm_runtime.broker import PermanentError, current_delivery
+from pmm_runtime.errors import Conflict, NotInState, PlatformError
 from pmm_runtime.logging import get_logger
-from pmm_signalen.domain.model import SignalError
+from pmm_runtime.platform import Platform
 from pmm_signalen.service import usecases as uc
 
 log = get_logger(__name__)
@@ -33,26 +37,54 @@ def topic_organisation() -> str | None:
     return None
 
 
-def case_handler(deps: uc.Deps) -> Any:
-    async def on_case_event(event: CloudEvent[Any]) -> None:
-        created = await uc.on_case_event(deps, event)
+def subscribe(platform: Platform, deps: uc.Deps, *, cases_topic: str, responses: str) -> None:
+    async def on_submitted(event: CloudEvent[cases.CaseSubmitted]) -> None:
+        await uc.record_submission(deps, event.data)
+
+    async def on_assigned(event: CloudEvent[cases.CaseAssigned]) -> None:
+        await uc.record_director(deps, event.data)
+
+    async def on_closed(event: CloudEvent[cases.CaseClosed]) -> None:
+        await uc.record_closing(deps, event.data)
+
+    async def on_evaluated(event: CloudEvent[cases.CaseEvaluated]) -> None:
+        created = await uc.evaluate(deps, event.id, event.data)
         if created:
             log.info("signals created from evaluation", signals=created)
 
-    return on_case_event
-
-
-def response_handler(deps: uc.Deps) -> Any:
-    async def on_response(event: CloudEvent[Any]) -> None:
-        if not isinstance(event.data, SignalResponse):
-            return
+    async def on_response(event: CloudEvent[SignalResponse]) -> None:
         try:
-            signal = await uc.on_response(deps, event, topic_organisation())
-        except uc.Conflict:
-            raise  # transient: retried
-        except SignalError as exc:
-            log.warning("response refused", error=str(exc), error_class=type(exc).__name__)
-            raise PermanentError(str(exc)) from exc
+            signal = await uc.on_response(deps, event.id, event.data, topic_organisation())
+        except NotInState as exc:
+            raise _refused(exc) from exc
+        except Conflict:
+            raise  # kept changing meanwhile: transient, retried
+        except PlatformError as exc:
+            raise _refused(exc) from exc
         log.info("response applied", signal_id=signal.id, status=signal.status.value)
 
-    return on_response
+    handlers: dict[type[Any], Any] = {
+        cases.CaseSubmitted: on_submitted,
+        cases.CaseAssigned: on_assigned,
+        cases.CaseClosed: on_closed,
+        cases.CaseEvaluated: on_evaluated,
+    }
+    platform.subscribe(
+        cases_topic,
+        handlers=handlers,
+        purpose="cases",
+        description="Submitted, assigned, closed and evaluated cases: the report's figures "
+        "and each case's regievoerders; each learning point of an evaluation becomes a "
+        "signal (other case events are skipped)",
+    )
+    platform.subscribe(
+        handlers={SignalResponse: on_response},
+        pattern=responses,
+        purpose="responses",
+        description="Every organisation's follow-up (pmm.signalen.responses.<org>)",
+    )
+
+
+def _refused(exc: PlatformError) -> PermanentError:
+    log.warning("response refused", error=str(exc), error_class=type(exc).__name__)
+    return PermanentError(str(exc))
