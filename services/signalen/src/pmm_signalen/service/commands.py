@@ -42,14 +42,12 @@ class Merge(Command):
 
 
 class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Filters of ``GET /signals`` (paging is the runtime's ``page``/``page_size``)."""
 
     organisation: OrgCode | None = None
     status: SignalStatus | None = None
     order: LearningOrder | None = None
     year: int | None = Field(default=None, ge=2000, le=2100)
-    page: int = Field(default=1, ge=1)
-    page_size: int = Field(default=50, ge=1, le=500)
 
 
 ExportFormat = Literal["json", "csv"]
