@@ -111,7 +111,10 @@ async def test_answers_over_http_update_the_signal_and_are_audited(world: World)
         "signal.answered.measure_taken",
     ]
     assert trail[1]["actor"] == f"{a}:amb-{a}"
-    assert trail[2]["new"]["assignments"] == {a: "measure_taken"}
+    # old and new of what changed (ADR 0006): the assignment as it was and as it is now
+    assert [x["status"] for x in trail[2]["old"]["assignments"]] == ["received"]
+    assert [x["status"] for x in trail[2]["new"]["assignments"]] == ["measure_taken"]
+    assert trail[2]["new"]["status"] == "closed"
     assert (
         await world.client.get(f"/signals/{sid}/audit", headers=world.org(a))
     ).status_code == 403
@@ -353,7 +356,7 @@ async def test_monitor_export_and_yearly_report(world: World, unique: str) -> No
     page = await world.client.get(f"/reports/{year}", params={"format": "html"}, headers=staff)
     assert page.headers["content-type"].startswith("text/html")
     assert f"Jaarrapportage systeemleren {year}" in page.text
-    assert page.text.count("<svg") == 7
+    assert page.text.count("<svg") == 9
     csv_text = (
         await world.client.get(f"/reports/{year}", params={"format": "csv"}, headers=staff)
     ).text

@@ -14,6 +14,8 @@ RAW: dict[str, Any] = {
     "submitter_kind": {"municipality": 3, "care_institution": 1},
     "life_domains": {"income": 4, "housing": 2},
     "bottleneck_types": {"laws_and_regulations": 3, "ict": 1},
+    "point_bottleneck_types": {"laws_and_regulations": 4, "cooperation": 2},
+    "point_bottleneck_subtypes": {"not_foreseen": 3, "interpretation_unclear": 1},
     "outcome": {"solved": 3, "not_solved": 1},
     "duration_days": {28: 1, 56: 2, 70: 1},
     "closed_month": {"2026-02": 1, "2026-06": 3},
@@ -68,6 +70,36 @@ def test_figures() -> None:
     ]
 
 
+def test_the_learning_points_bottlenecks_beside_the_intakes_each_saying_what_it_counts() -> None:
+    r = report()
+    intake = {row["key"]: row["n"] for row in r["bottleneck_types"]}
+    points = {row["key"]: row["n"] for row in r["learning_point_bottleneck_types"]}
+    subtypes = {row["key"]: row["n"] for row in r["learning_point_bottleneck_subtypes"]}
+    assert intake["laws_and_regulations"] == 3
+    assert points["laws_and_regulations"] == 4
+    assert points["cooperation"] == 2
+    assert points["ict"] == 0  # every type listed, also the ones not seen
+    assert subtypes == {
+        "not_foreseen": 3,
+        "interpretation_unclear": 1,
+        "deviation_conditions_unclear": 0,
+    }
+    assert "casussen" in r["counted"]["bottleneck_types"]
+    assert "leerpunten" in r["counted"]["learning_point_bottleneck_types"]
+    assert "leerpunten" in r["counted"]["learning_point_bottleneck_subtypes"]
+    page = render.to_html(r)
+    for section, title in render.SECTIONS:  # every chart says what it counts, under its title
+        heading = page.index(f"<h2>{title}</h2>")
+        assert page.index(f"Telt: {r['counted'][section]}", heading) < page.index("<svg", heading)
+    assert "Situatie niet voorzien in wet of beleid" in page
+    rows = list(csv.DictReader(io.StringIO(render.to_csv(r))))
+    assert {"learning_point_bottleneck_types", "learning_point_bottleneck_subtypes"} <= {
+        row["section"] for row in rows
+    }
+    counted = {row["key"]: row["label"] for row in rows if row["section"] == "counted"}
+    assert counted == r["counted"]
+
+
 def test_median() -> None:
     assert _median({}) is None
     assert _median({5: 1}) == 5
@@ -109,7 +141,7 @@ def test_html_is_self_contained_with_charts_and_escaped_text() -> None:
     page = render.to_html(report())
     assert page.startswith("<!DOCTYPE html>")
     assert "Jaarrapportage systeemleren 2026" in page
-    assert page.count("<svg") == 7  # timeline + six bar charts
+    assert page.count("<svg") == 9  # timeline + eight bar charts
     assert "<polyline" in page  # the timeline's cumulative line
     assert "werkinstructie &lt;aangepast&gt;" in page
     for external in ("<script", "src=", "<link", "http://", "https://", "@import"):

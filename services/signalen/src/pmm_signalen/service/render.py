@@ -15,7 +15,9 @@ CSV_HEADER = ("section", "key", "label", "value")
 SECTIONS = (
     ("by_submitter_kind", "Casussen naar soort indiener"),
     ("life_domains", "Leefgebieden"),
-    ("bottleneck_types", "Soorten knelpunten"),
+    ("bottleneck_types", "Soorten knelpunten bij aanmelding"),
+    ("learning_point_bottleneck_types", "Soorten knelpunten in de leerpunten"),
+    ("learning_point_bottleneck_subtypes", "Knelpunten wet- en regelgeving in de leerpunten"),
     ("outcomes", "Uitkomst"),
     ("learning_points_by_order", "Leerpunten naar orde"),
     ("follow_up", "Opvolging van signalen"),
@@ -34,6 +36,8 @@ def to_csv(report: dict[str, Any]) -> str:
     writer.writerow(("summary", "cases_closed", "Afgesloten casussen", report["cases_closed"]))
     for key, value in report["duration_weeks"].items():
         writer.writerow(("duration_weeks", key, f"Doorlooptijd in weken ({key})", value))
+    for section, counted in report.get("counted", {}).items():
+        writer.writerow(("counted", section, counted, ""))
     for section, _ in SECTIONS:
         for row in report[section]:
             writer.writerow((section, row["key"], row["label"], row["n"]))
@@ -144,6 +148,7 @@ border-radius:6px}.kpi b{display:block;font-size:1.6rem;color:#1f5a96}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left}
 th{background:#f1f5fa}svg .l,svg .v{font-size:12px;fill:#222}
+.counts{color:#555;font-size:.9rem;margin:.2rem 0}
 """
 
 
@@ -160,7 +165,9 @@ def to_html(report: dict[str, Any]) -> str:
     weeks = report["duration_weeks"]
     sections = []
     for key, title in SECTIONS:
-        sections.append(f"<h2>{escape(title)}</h2>{bar_chart(report[key], title=title)}")
+        sections.append(
+            f"<h2>{escape(title)}</h2>{_counts(report, key)}{bar_chart(report[key], title=title)}"
+        )
     statuses = [r["key"] for r in report["follow_up"]]
     org_rows = [
         [o["organisation"], o["total"], *(o["statuses"].get(s, 0) for s in statuses)]
@@ -191,7 +198,7 @@ Gegenereerd op {escape(report["generated_at"][:19])}.</p>
 <div><b>{_num(weeks["median"])}</b>mediane doorlooptijd (weken)</div>
 <div><b>{sum(r["n"] for r in report["learning_points_by_order"])}</b>leerpunten</div>
 </div>
-<h2>Afgesloten casussen per maand</h2>
+<h2>Afgesloten casussen per maand</h2>{_counts(report, "closed_per_month")}
 {timeline_chart(report["closed_per_month"], title="Afgesloten casussen per maand")}
 {"".join(sections)}
 <h2>Signalen per organisatie en opvolging</h2>
@@ -200,6 +207,12 @@ Gegenereerd op {escape(report["generated_at"][:19])}.</p>
 {_table(["Organisatie", "Orde", "Knelpunt", "Regeling", "Maatregel"], examples)}
 </body></html>
 """
+
+
+def _counts(report: dict[str, Any], section: str) -> str:
+    """The line under a chart's title that says what it counts."""
+    counted = report.get("counted", {}).get(section)
+    return f'<p class="counts">Telt: {escape(counted)}</p>' if counted else ""
 
 
 def _num(value: float | None) -> str:

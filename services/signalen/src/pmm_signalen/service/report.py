@@ -8,9 +8,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pmm_contracts.vocabulary import BottleneckType, LearningOrder, LifeDomain, SubmitterKind
+from pmm_contracts.vocabulary import (
+    BottleneckSubtype,
+    BottleneckType,
+    LearningOrder,
+    LifeDomain,
+    SubmitterKind,
+)
 from pmm_signalen.adapters.figures import YearlyFigures
-from pmm_signalen.domain.figures import split
+from pmm_signalen.domain.figures import POINT_SUBTYPES, POINT_TYPES, split
 from pmm_signalen.domain.model import AssignmentStatus
 
 FOLLOW_UP_LABELS = {
@@ -28,6 +34,19 @@ OUTCOME_LABELS = {
     "not_solved": "Niet opgelost",
 }
 EXAMPLES = 10
+COUNTED = {
+    "by_submitter_kind": "casussen",
+    "life_domains": "casussen (een casus telt bij elk van zijn leefgebieden)",
+    "bottleneck_types": "casussen, naar de knelpunten bij aanmelding",
+    "learning_point_bottleneck_types": "leerpunten, naar hun knelpunt",
+    "learning_point_bottleneck_subtypes": "leerpunten met knelpunt wet- en regelgeving, "
+    "naar subtype",
+    "outcomes": "casussen",
+    "closed_per_month": "casussen",
+    "learning_points_by_order": "leerpunten",
+    "follow_up": "belegde signalen (een signaal telt bij elke organisatie)",
+}
+"""What each figure of the report counts (shown with every chart)."""
 
 
 async def gather(figures: YearlyFigures, year: int, *, refresh: bool = False) -> dict[str, Any]:
@@ -45,6 +64,8 @@ async def gather(figures: YearlyFigures, year: int, *, refresh: bool = False) ->
         "submitter_kind": counts.get("submitter_kind", {}),
         "life_domains": counts.get("life_domains", {}),
         "bottleneck_types": counts.get("bottleneck_types", {}),
+        "point_bottleneck_types": counts.get(POINT_TYPES, {}),
+        "point_bottleneck_subtypes": counts.get(POINT_SUBTYPES, {}),
         "outcome": counts.get("outcome", {}),
         "duration_days": {int(k): n for k, n in counts.get("duration_days", {}).items()},
         "closed_month": counts.get("closed_month", {}),
@@ -104,6 +125,12 @@ def build(
         "by_submitter_kind": _labelled(raw["submitter_kind"], SubmitterKind.labels()),
         "life_domains": _labelled(raw["life_domains"], LifeDomain.labels()),
         "bottleneck_types": _labelled(raw["bottleneck_types"], BottleneckType.labels()),
+        "learning_point_bottleneck_types": _labelled(
+            raw.get("point_bottleneck_types", {}), BottleneckType.labels()
+        ),
+        "learning_point_bottleneck_subtypes": _labelled(
+            raw.get("point_bottleneck_subtypes", {}), BottleneckSubtype.labels()
+        ),
         "outcomes": _labelled(raw["outcome"], OUTCOME_LABELS),
         "duration_weeks": {
             "average": round(average / 7, 1) if average is not None else None,
@@ -117,6 +144,7 @@ def build(
             for org, statuses in sorted(organisations.items())
         ],
         "measures_examples": examples[:EXAMPLES],
+        "counted": COUNTED,
     }
 
 
