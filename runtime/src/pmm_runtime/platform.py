@@ -36,8 +36,10 @@ from pmm_runtime.broker import (
     subscribe_events,
 )
 from pmm_runtime.changes import Changes
+from pmm_runtime.docs import install_offline_docs
 from pmm_runtime.errors import catalogue
 from pmm_runtime.http import PROBLEM_JSON, Problem, install_health_routes, install_problem_handlers
+from pmm_runtime.lease import LEASE_COLLECTION, Lease, instance_id
 from pmm_runtime.logging import configure_logging, get_logger
 from pmm_runtime.metrics import Metrics
 from pmm_runtime.mongo import Document, create_client, ping
@@ -85,6 +87,7 @@ class Platform:
             sweep_interval_s=settings.outbox_sweep_interval_s,
         )
         self.changes = Changes(source=settings.source, notify=self.relay.notify)
+        self.instance = instance_id()
         self._startup: list[Hook] = []
         self._background: list[BackgroundTask] = []
         self._readiness: dict[str, Callable[[], Awaitable[bool]]] = {}
@@ -157,18 +160,32 @@ class Platform:
 
     def periodic(self, name: str, interval_s: float, job: Callable[[], Awaitable[object]]) -> None:
         """Run ``job`` now and then every ``interval_s`` until shutdown; a failure is logged
-        and retried at the next round (e.g. deadline scans, reminders, retention purges)."""
+        and retried at the next round (e.g. deadline scans, reminders, retention purges).
+
+        With several replicas of a service, a round runs only in the replica that holds the
+        job's lease (``pmm_runtime.lease``); the others skip it. The holder renews the lease
+        every round and releases it at shutdown; a crashed holder's lease expires after two
+        rounds (and at least a minute)."""
+        lease = Lease(
+            self.db[LEASE_COLLECTION],
+            f"{self.settings.service_name}:{name}",
+            holder=self.instance,
+            ttl_s=max(2 * interval_s, 60.0),
+        )
 
         async def loop(stop: asyncio.Event) -> None:
             while not stop.is_set():
                 try:
-                    result = await job()
-                    if result:
-                        log.info("periodic job did work", job=name, result=result)
+                    if await lease.acquire() is not None:
+                        result = await job()
+                        if result:
+                            log.info("periodic job did work", job=name, result=result)
                 except Exception as exc:
                     log.warning("periodic job failed", job=name, error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            with contextlib.suppress(Exception):
+                await lease.release()
 
         loop.__name__ = name
         self._background.append(loop)
@@ -240,6 +257,7 @@ class Platform:
                 yield
 
         app = FastAPI(title=title, description=description, version=API_VERSION, lifespan=lifespan)
+        install_offline_docs(app)  # Swagger UI from local assets: no CDN
 
         @app.middleware("http")
         async def api_version(request: Any, call_next: Any) -> Any:
