@@ -10,17 +10,18 @@ the audit entry in one atomic write.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from pmm_contracts.envelope import EventData
 from pmm_contracts.events import escalations as ev
 from pmm_contracts.events.cases import EscalationRequested
 from pmm_contracts.events.escalations import EscalationOutcome
+from pmm_runtime.errors import NotFound, NotInState, RuleViolation
 
 ESCALATION_NAMESPACE = uuid.UUID("6f0d1c5e-4c36-5b7e-9a51-4c45545f7065")
 """uuid5 namespace: an escalation id is derived from the Loket's request id."""
@@ -50,7 +51,7 @@ ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.CONCLUDED: frozenset(),
     Status.WITHDRAWN: frozenset(),
 }
-"""The escalation workflow. A forbidden move raises ``ForbiddenTransition`` (HTTP 409)."""
+"""The escalation workflow. A forbidden move raises ``NotInState`` (HTTP 409)."""
 
 OPEN_STATUSES = frozenset({Status.REQUESTED, Status.ADMITTED, Status.SCHEDULED, Status.HELD})
 
@@ -66,53 +67,6 @@ AGREEMENT_TRANSITIONS: dict[AgreementStatus, frozenset[AgreementStatus]] = {
     AgreementStatus.OVERDUE: frozenset({AgreementStatus.DONE}),
     AgreementStatus.DONE: frozenset(),
 }
-
-
-# Errors ------------------------------------------------------------------------------------
-
-
-class LetError(Exception):
-    problem_extra: dict[str, Any] | None = None
-
-
-class ForbiddenTransition(LetError):
-    """HTTP 409, naming the allowed next states."""
-
-    def __init__(self, what: str, current: str, wanted: str, allowed: Iterable[str]) -> None:
-        names = sorted(allowed)
-        super().__init__(
-            f"{what} that is {current} cannot become {wanted}; "
-            f"allowed next: {', '.join(names) or 'none'}"
-        )
-        self.problem_extra = {"current_status": current, "allowed": names}
-
-
-class RuleViolation(LetError):
-    """A business rule about one input field (HTTP 422, naming the field)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.problem_extra = {
-            "field": field,
-            "errors": [{"field": field, "message": message, "type": "rule"}],
-        }
-
-
-class WrongStatus(LetError):
-    """An action that needs another status of the escalation (HTTP 409)."""
-
-    def __init__(self, current: Status, action: str, required: Iterable[Status]) -> None:
-        names = sorted(s.value for s in required)
-        super().__init__(
-            f"cannot {action} on an escalation that is {current.value}; "
-            f"it must be {' or '.join(names)}"
-        )
-        self.problem_extra = {"current_status": current.value, "required_status": names}
-
-
-class UnknownAgreement(LetError):
-    """HTTP 404."""
 
 
 # Parts of an escalation --------------------------------------------------------------------
@@ -268,12 +222,24 @@ class Escalation(BaseModel):
     # The one place the workflow is enforced ------------------------------------------------
 
     def _move(self, target: Status) -> None:
-        allowed = ALLOWED_TRANSITIONS[self.status]
-        if target not in allowed:
-            raise ForbiddenTransition(
-                "an escalation", self.status.value, target.value, (s.value for s in allowed)
-            )
+        if target not in ALLOWED_TRANSITIONS[self.status]:
+            raise self._not_in_state(f"become {target.value}")
         self.status = target
+
+    def _require(self, action: str, *statuses: Status) -> None:
+        if self.status not in statuses:
+            raise self._not_in_state(action, statuses)
+
+    def _not_in_state(self, action: str, required: Sequence[Status] | None = None) -> NotInState:
+        allowed = sorted(s.value for s in ALLOWED_TRANSITIONS[self.status])
+        need = f"; it must be {' or '.join(sorted(required))}" if required else ""
+        return NotInState(
+            f"an escalation that is {self.status.value} cannot {action}{need}; "
+            f"allowed next: {', '.join(allowed) or 'none'}",
+            current_status=self.status.value,
+            allowed=allowed,
+            required_status=None if required is None else [s.value for s in required],
+        )
 
     @property
     def is_open(self) -> bool:
@@ -361,8 +327,7 @@ class Escalation(BaseModel):
     def record_agreement(
         self, agreement_id: str, organisation: str, action: str, deadline: date, today: date
     ) -> list[EventData]:
-        if self.status is not Status.HELD:
-            raise WrongStatus(self.status, "record an agreement", {Status.HELD})
+        self._require("record an agreement", Status.HELD)
         if organisation not in self.involved:
             raise RuleViolation("organisation", f"{organisation} is not involved in this case")
         if deadline < today:
@@ -377,19 +342,21 @@ class Escalation(BaseModel):
         for agreement in self.agreements:
             if agreement.id == agreement_id:
                 return agreement
-        raise UnknownAgreement(f"no agreement {agreement_id!r} in escalation {self.id}")
+        raise NotFound(f"no agreement {agreement_id!r} in escalation {self.id}")
 
     def _move_agreement(self, agreement: Agreement, target: AgreementStatus) -> None:
-        allowed = AGREEMENT_TRANSITIONS[agreement.status]
-        if target not in allowed:
-            raise ForbiddenTransition(
-                "an agreement", agreement.status.value, target.value, (s.value for s in allowed)
+        allowed = sorted(s.value for s in AGREEMENT_TRANSITIONS[agreement.status])
+        if target.value not in allowed:
+            raise NotInState(
+                f"an agreement that is {agreement.status.value} cannot become {target.value}; "
+                f"allowed next: {', '.join(allowed) or 'none'}",
+                current_status=agreement.status.value,
+                allowed=allowed,
             )
         agreement.status = target
 
     def complete_agreement(self, agreement_id: str, today: date) -> list[EventData]:
-        if self.status not in (Status.HELD, Status.CONCLUDED):
-            raise WrongStatus(self.status, "complete an agreement", {Status.HELD, Status.CONCLUDED})
+        self._require("complete an agreement", Status.HELD, Status.CONCLUDED)
         agreement = self.agreement(agreement_id)
         self._move_agreement(agreement, AgreementStatus.DONE)
         agreement.done_on = today
@@ -405,6 +372,7 @@ class Escalation(BaseModel):
                 events.append(self._agreement_event(agreement))
         return events
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def next_deadline(self) -> date | None:
         """The earliest deadline of an agreement still open (what the reminder scan uses)."""
