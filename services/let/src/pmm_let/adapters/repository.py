@@ -1,5 +1,6 @@
-"""Mongo persistence of escalations: one document each; state, outbox events and the audit
-entry of a change are written in one atomic single-document update.
+"""Mongo persistence of escalations: one document each, written only by the runtime's change
+loop (``Platform.changes``), which puts state, outbox events and the audit entry in one
+atomic single-document update.
 
 Dates are ISO strings. Besides the escalation itself a document carries a few fields for
 queries: ``next_deadline`` (earliest deadline of an open agreement, for the reminder
@@ -8,102 +9,102 @@ scan), ``closed_year`` and ``result`` (for the figures).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections import Counter
 
 from pymongo import ASCENDING, DESCENDING
 
-from pmm_let.domain.model import Escalation
+from pmm_contracts.topics import LET_ESCALATIONS
+from pmm_let.domain.model import Escalation, Status
+from pmm_runtime.changes import Aggregates
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import AUDIT, AggregateStore, Pending
+from pmm_runtime.outbox import APPLIED, AUDIT, OUTBOX, AggregateStore
+
+HIDDEN = {OUTBOX: 0, AUDIT: 0, APPLIED: 0}
 
 
-def escalation_fields(escalation: Escalation) -> Document:
-    data: Document = escalation.model_dump(mode="json", exclude={"id", "version"})
-    next_deadline = escalation.next_deadline
-    closed_on = escalation.closed_on
-    data["next_deadline"] = next_deadline.isoformat() if next_deadline else None
-    data["closed_year"] = closed_on.year if closed_on else None
-    data["result"] = escalation.result
-    return data
+class EscalationRepository(Aggregates[Escalation]):
+    name = "escalation"
 
-
-def escalation_from(doc: Document) -> Escalation:
-    data = {k: v for k, v in doc.items() if not k.startswith("_")}
-    return Escalation.model_validate({**data, "id": doc["_id"], "version": doc["_version"]})
-
-
-class EscalationRepository:
     def __init__(self, store: AggregateStore) -> None:
-        self.store = store
+        super().__init__(store, Escalation, topic=LET_ESCALATIONS)
 
-    @property
-    def collection(self) -> Any:
-        return self.store.collection
+    def dump(self, aggregate: Escalation) -> Document:
+        fields = super().dump(aggregate)  # with next_deadline, for the reminder scan
+        closed_on = aggregate.closed_on
+        fields["closed_year"] = closed_on.year if closed_on else None
+        fields["result"] = aggregate.result
+        return fields
 
     async def create_indexes(self) -> None:
         c = self.collection
         await c.create_index([("status", ASCENDING), ("opened_at", DESCENDING)])
         await c.create_index([("organisations_involved", ASCENDING)])
+        await c.create_index([("case_id", ASCENDING)])
         await c.create_index([("next_deadline", ASCENDING)])
         await c.create_index([("closed_year", ASCENDING), ("result", ASCENDING)])
-
-    async def get(self, escalation_id: str) -> Escalation | None:
-        doc = await self.store.get(escalation_id)
-        return escalation_from(doc) if doc else None
 
     async def audit(self, escalation_id: str) -> list[Document] | None:
         doc = await self.collection.find_one({"_id": escalation_id}, {AUDIT: 1})
         return list(doc.get(AUDIT) or []) if doc else None
 
-    async def add(
-        self, escalation: Escalation, events: Sequence[Pending], audit: Document, caused_by: str
-    ) -> bool:
-        """False when it exists already (a replayed request)."""
-        return await self.store.create(
-            escalation.id,
-            escalation_fields(escalation),
-            events,
-            caused_by=caused_by,
-            audit=audit,
-        )
-
-    async def save(
+    async def search(
         self,
-        escalation: Escalation,
-        expected_version: int,
-        events: Sequence[Pending],
-        audit: Document,
-    ) -> bool:
-        saved = await self.store.update(
-            escalation.id,
-            expected_version=expected_version,
-            set_fields=escalation_fields(escalation),
-            events=events,
-            audit=audit,
-        )
-        return saved is not None
-
-    async def find(
-        self, query: Document, *, skip: int = 0, limit: int = 100
+        *,
+        status: Status | None = None,
+        case_id: str | None = None,
+        organisation: str | None = None,
+        skip: int = 0,
+        limit: int = 50,
     ) -> tuple[int, list[Escalation]]:
+        """Escalations newest first; ``organisation`` keeps those it is involved in."""
+        query: Document = {}
+        if status is not None:
+            query["status"] = status.value
+        if case_id is not None:
+            query["case_id"] = case_id
+        if organisation is not None:
+            query["organisations_involved"] = organisation
         total = await self.collection.count_documents(query)
         docs = (
-            await self.collection.find(query, {"_outbox": 0, "_audit": 0, "_applied": 0})
+            await self.collection.find(query, HIDDEN)
             .sort([("opened_at", DESCENDING), ("_id", ASCENDING)])
             .skip(skip)
             .limit(limit)
             .to_list(None)
         )
-        return total, [escalation_from(d) for d in docs]
+        return total, [self.load(d) for d in docs]
 
-    async def with_deadline_before(self, day_iso: str, limit: int) -> list[Escalation]:
+    async def with_deadline_before(self, day_iso: str, limit: int) -> list[str]:
+        """Ids of escalations with an open agreement whose deadline lies before the day."""
         docs = (
-            await self.collection.find({"next_deadline": {"$lt": day_iso}})
+            await self.collection.find({"next_deadline": {"$lt": day_iso}}, {"_id": 1})
             .limit(limit)
             .to_list(None)
         )
-        return [escalation_from(d) for d in docs]
+        return [str(d["_id"]) for d in docs]
+
+    async def count_by_status(self) -> dict[str, int]:
+        return await self._group("$status")
+
+    async def count_agreements_by_status(self) -> dict[str, int]:
+        return await self._group("$agreements.status", unwind="$agreements")
+
+    async def results_per_year(self) -> Counter[tuple[int, str]]:
+        """How many escalations closed per (year, result)."""
+        cursor = await self.collection.aggregate(
+            [
+                {"$match": {"closed_year": {"$ne": None}}},
+                {"$group": {"_id": {"y": "$closed_year", "r": "$result"}, "n": {"$sum": 1}}},
+            ]
+        )
+        rows = await cursor.to_list(None)
+        return Counter({(int(r["_id"]["y"]), str(r["_id"]["r"])): int(r["n"]) for r in rows})
+
+    async def _group(self, key: str, *, unwind: str | None = None) -> dict[str, int]:
+        pipeline: list[Document] = [{"$unwind": unwind}] if unwind else []
+        pipeline.append({"$group": {"_id": key, "n": {"$sum": 1}}})
+        cursor = await self.collection.aggregate(pipeline)
+        return {str(row["_id"]): int(row["n"]) for row in await cursor.to_list(None)}
 
     async def overdue_agreements(self, *, limit: int) -> list[Document]:
         """Every overdue agreement, earliest deadline first.
@@ -131,8 +132,3 @@ class EscalationRepository:
             if a.get("status") == "overdue"
         ]
         return sorted(rows, key=lambda r: (r["deadline"], r["escalation_id"]))[:limit]
-
-    async def aggregate(self, pipeline: list[Document]) -> list[Document]:
-        cursor = await self.collection.aggregate(pipeline)
-        result: list[Document] = await cursor.to_list(None)
-        return result

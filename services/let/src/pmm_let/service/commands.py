@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pmm_contracts.events.escalations import EscalationOutcome
 from pmm_contracts.events.register import OrgCode
 from pmm_contracts.privacy import FreeText, ShortText
-from pmm_let.domain.model import Status
 
 ProfessionalId = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
@@ -54,9 +53,3 @@ class Conclude(Command):
 class Withdraw(Command):
     solved_under_pressure: bool
     reason: ShortText
-
-
-class ListQuery(Command):
-    status: Status | None = None
-    page: Annotated[int, Field(ge=1)] = 1
-    page_size: Annotated[int, Field(ge=1, le=100)] = 20

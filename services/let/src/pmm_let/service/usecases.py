@@ -1,56 +1,46 @@
 """Use cases of the LET: async functions taking their dependencies as arguments.
 
-Every change reads the escalation, lets the domain check and apply it, and writes the new
-state, its events (outbox) and one audit entry in one conditional single-document update
-(``expected_version``): a concurrent change answers 409, and nothing is ever half-written.
+Every change goes through the runtime's change loop (``Changes.apply``): it reads the
+escalation, lets the domain check and apply the change, and writes the new state, its
+events (outbox) and one audit entry in one conditional single-document update; a
+concurrent change is retried on the fresh state, so the domain's rules are checked again.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from pmm_contracts import new_event
-from pmm_contracts.envelope import CloudEvent, EventData
+from pydantic import BaseModel
+
+from pmm_contracts.envelope import EventData
 from pmm_contracts.events.cases import EscalationRequested
-from pmm_contracts.topics import LET_ESCALATIONS
 from pmm_contracts.vocabulary import Role
 from pmm_let.adapters.repository import EscalationRepository
 from pmm_let.domain.model import (
     OPEN_STATUSES,
     Escalation,
     Invitation,
-    LetError,
-    RuleViolation,
     Status,
     is_available,
     propose_invitations,
 )
 from pmm_let.service import commands as c
 from pmm_runtime.auth import Identity
+from pmm_runtime.changes import Changes
+from pmm_runtime.errors import Conflict, Forbidden, NotFound, RuleViolation
+from pmm_runtime.http import PageQuery
 from pmm_runtime.logging import get_logger
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import Outgoing, audit_entry
 
 log = get_logger(__name__)
 
 SYSTEM = "system:let"
 LOKET = "service:loket"
-
-
-class NotFound(LetError):
-    pass
-
-
-class Forbidden(LetError):
-    pass
-
-
-class Conflict(LetError):
-    """The escalation changed meanwhile."""
 
 
 class Register(Protocol):
@@ -65,9 +55,8 @@ class Register(Protocol):
 class Deps:
     repo: EscalationRepository
     register: Register
-    source: str
+    changes: Changes
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    notify: Callable[[], None] = lambda: None
     scan_batch: int = 200
 
     def today(self) -> date:
@@ -111,112 +100,76 @@ async def get(deps: Deps, who: Identity, escalation_id: str) -> Escalation:
     return escalation
 
 
-async def audit_trail(deps: Deps, who: Identity, escalation_id: str) -> list[Document]:
+async def audit_trail(
+    deps: Deps, who: Identity, escalation_id: str, paging: PageQuery
+) -> tuple[int, list[Document]]:
+    """One page of the audit trail, oldest first (the trail lives in the escalation)."""
     require_changer(who)
     trail = await deps.repo.audit(escalation_id)
     if trail is None:
         raise NotFound(f"no escalation {escalation_id!r}")
-    return trail
+    return len(trail), trail[paging.skip : paging.skip + paging.page_size]
 
 
-async def search(deps: Deps, who: Identity, query: c.ListQuery) -> tuple[int, list[Escalation]]:
+async def search(
+    deps: Deps,
+    who: Identity,
+    paging: PageQuery,
+    *,
+    status: Status | None = None,
+    case_id: str | None = None,
+) -> tuple[int, list[Escalation]]:
+    """The escalations the caller may read, newest first, optionally of one status or
+    one case."""
     require_reader(who)
-    mongo: Document = {}
-    if query.status:
-        mongo["status"] = query.status.value
-    if not who.has_any(*CHANGERS):
-        mongo["organisations_involved"] = who.organisation
-    skip = (query.page - 1) * query.page_size
-    return await deps.repo.find(mongo, skip=skip, limit=query.page_size)
+    return await deps.repo.search(
+        status=status,
+        case_id=case_id,
+        organisation=None if who.has_any(*CHANGERS) else who.organisation,
+        skip=paging.skip,
+        limit=paging.page_size,
+    )
 
 
 # Writing -----------------------------------------------------------------------------------
 
 
-def _outgoing(deps: Deps, escalation: Escalation, events: Sequence[EventData]) -> list[Outgoing]:
-    return [
-        Outgoing(LET_ESCALATIONS, new_event(e, subject=escalation.id, source=deps.source))
-        for e in events
-    ]
-
-
-async def _change(
-    deps: Deps,
-    actor: str,
-    escalation: Escalation,
-    action: str,
-    change: Callable[[Escalation], list[EventData]],
-    *,
-    reason: str | None = None,
-    details: Document | None = None,
-) -> Escalation:
-    before = escalation.status
-    events = change(escalation)
-    expected = escalation.version
-    escalation.version += 1
-    saved = await deps.repo.save(
-        escalation,
-        expected,
-        _outgoing(deps, escalation, events),
-        audit_entry(
-            actor=actor,
-            action=action,
-            reason=reason,
-            old={"status": before.value},
-            new={"status": escalation.status.value, **(details or {})},
-        ),
-    )
-    if not saved:
-        raise Conflict(f"escalation {escalation.id} changed meanwhile; reload and try again")
-    deps.notify()
-    return escalation
-
-
-async def _change_by(
+async def _apply(
     deps: Deps,
     who: Identity,
     escalation_id: str,
     action: str,
-    change: Callable[[Escalation], list[EventData]],
+    change: Callable[[Escalation], Sequence[EventData]],
     *,
     reason: str | None = None,
-    details: Document | None = None,
 ) -> Escalation:
     require_changer(who)
-    escalation = await deps.repo.get(escalation_id)
-    if escalation is None:
-        raise NotFound(f"no escalation {escalation_id!r}")
-    return await _change(
-        deps, who.actor, escalation, action, change, reason=reason, details=details
+    done = await deps.changes.apply(
+        deps.repo, escalation_id, None, change, actor=who.actor, action=action, reason=reason
     )
+    return done.aggregate
 
 
 # The Loket's request -----------------------------------------------------------------------
 
 
-async def on_case_event(deps: Deps, event: CloudEvent[Any]) -> bool:
-    """Open an escalation from the Loket's request; every other case event is ignored.
+async def open_escalation(deps: Deps, request: EscalationRequested, *, caused_by: str) -> bool:
+    """Open an escalation from the Loket's request (``caused_by``: the event's id).
 
     The id is derived from the request id, so a replayed request (same event, or the same
     request in a new envelope) creates nothing new. True when one was opened.
     """
-    data = event.data
-    if not isinstance(data, EscalationRequested):
-        return False
-    escalation, opened = Escalation.open(data, deps.now())
-    created = await deps.repo.add(
+    escalation, opened = Escalation.open(request, deps.now())
+    created = await deps.changes.create(
+        deps.repo,
         escalation,
-        _outgoing(deps, escalation, [opened]),
-        audit_entry(
-            actor=LOKET,
-            action="escalation.opened",
-            new={"request_id": data.request_id, "requested_by": data.requested_by},
-        ),
-        caused_by=str(event.id),
+        [opened],
+        actor=LOKET,
+        action="escalation.opened",
+        command_id=caused_by,
     )
     if created:
-        log.info("escalation opened", escalation_id=escalation.id, case_id=data.case_id)
-        deps.notify()
+        log.info("escalation opened", escalation_id=escalation.id, case_id=request.case_id)
     return created
 
 
@@ -227,7 +180,7 @@ async def decide_admissibility(
     deps: Deps, who: Identity, escalation_id: str, cmd: c.DecideAdmissibility
 ) -> Escalation:
     require_chair(who)
-    return await _change_by(
+    return await _apply(
         deps,
         who,
         escalation_id,
@@ -268,7 +221,7 @@ async def proposal(
 
 
 async def _chosen_invitations(
-    deps: Deps, escalation: Escalation, ids: Sequence[str], on: date
+    deps: Deps, escalation: Escalation, ids: Sequence[str]
 ) -> tuple[list[Invitation], list[str]]:
     """Explicitly chosen executives: each must be in the register as an executive of an
     involved organisation, or as the deputy of one."""
@@ -314,33 +267,25 @@ async def schedule_session(
     if cmd.executive_ids is None:
         invited, uncovered = await propose(deps, escalation, cmd.session_date)
     else:
-        invited, uncovered = await _chosen_invitations(
-            deps, escalation, cmd.executive_ids, cmd.session_date
-        )
-    return await _change(
+        invited, uncovered = await _chosen_invitations(deps, escalation, cmd.executive_ids)
+    return await _apply(
         deps,
-        who.actor,
-        escalation,
+        who,
+        escalation_id,
         "session.scheduled",
         lambda e: e.schedule(cmd.session_date, chair_id, invited, uncovered, deps.today()),
-        details={
-            "session_date": cmd.session_date.isoformat(),
-            "chair_id": chair_id,
-            "invited": [i.executive_id for i in invited],
-        },
     )
 
 
 async def record_attendance(
     deps: Deps, who: Identity, escalation_id: str, cmd: c.RecordAttendance
 ) -> Escalation:
-    return await _change_by(
+    return await _apply(
         deps,
         who,
         escalation_id,
         "session.held",
         lambda e: e.record_attendance(cmd.present, deps.today()),
-        details={"present": list(cmd.present)},
     )
 
 
@@ -351,7 +296,7 @@ async def record_agreement(
     deps: Deps, who: Identity, escalation_id: str, cmd: c.RecordAgreement
 ) -> Escalation:
     agreement_id = f"a-{uuid.uuid4().hex[:12]}"
-    return await _change_by(
+    return await _apply(
         deps,
         who,
         escalation_id,
@@ -359,40 +304,40 @@ async def record_agreement(
         lambda e: e.record_agreement(
             agreement_id, cmd.organisation, cmd.action, cmd.deadline, deps.today()
         ),
-        details={
-            "agreement_id": agreement_id,
-            "organisation": cmd.organisation,
-            "deadline": cmd.deadline.isoformat(),
-        },
     )
 
 
 async def complete_agreement(
     deps: Deps, who: Identity, escalation_id: str, agreement_id: str
 ) -> Escalation:
-    return await _change_by(
+    return await _apply(
         deps,
         who,
         escalation_id,
         "agreement.done",
         lambda e: e.complete_agreement(agreement_id, deps.today()),
-        details={"agreement_id": agreement_id},
     )
 
 
 async def scan_overdue(deps: Deps) -> int:
     """Mark agreements past their deadline overdue; each raises one reminder event.
-    Returns how many became overdue (a conflicting writer is simply retried next round)."""
+    Returns how many became overdue (an escalation that kept changing is retried next
+    round)."""
     today = deps.today()
     marked = 0
-    for escalation in await deps.repo.with_deadline_before(today.isoformat(), deps.scan_batch):
+    for escalation_id in await deps.repo.with_deadline_before(today.isoformat(), deps.scan_batch):
         try:
-            changed = await _change(
-                deps, SYSTEM, escalation, "agreement.overdue", lambda e: e.mark_overdue(today)
+            done = await deps.changes.apply(
+                deps.repo,
+                escalation_id,
+                None,
+                lambda e: e.mark_overdue(today),
+                actor=SYSTEM,
+                action="agreement.overdue",
             )
         except Conflict:
             continue
-        marked += sum(1 for a in changed.agreements if a.overdue_since == today)
+        marked += len(done.events)
     return marked
 
 
@@ -400,65 +345,27 @@ async def scan_overdue(deps: Deps) -> int:
 
 
 async def conclude(deps: Deps, who: Identity, escalation_id: str, cmd: c.Conclude) -> Escalation:
-    return await _change_by(
+    return await _apply(
         deps,
         who,
         escalation_id,
         "escalation.concluded",
         lambda e: e.conclude(cmd.outcome, cmd.summary, deps.today()),
-        details={"outcome": cmd.outcome.value},
     )
 
 
 async def withdraw(deps: Deps, who: Identity, escalation_id: str, cmd: c.Withdraw) -> Escalation:
-    return await _change_by(
+    return await _apply(
         deps,
         who,
         escalation_id,
         "escalation.withdrawn",
         lambda e: e.withdraw(cmd.solved_under_pressure, cmd.reason, deps.today()),
         reason=cmd.reason,
-        details={"solved_under_pressure": cmd.solved_under_pressure},
     )
 
 
 # Overview and figures ----------------------------------------------------------------------
-
-
-async def overview(deps: Deps, who: Identity) -> dict[str, Any]:
-    """Open escalations, sessions planned, agreements open/overdue/done (with the overdue
-    ones listed), outcomes per year and the share solved under escalation pressure."""
-    require_changer(who)
-    repo = deps.repo
-    by_status = {
-        row["_id"]: row["n"]
-        for row in await repo.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
-    }
-    agreements = {
-        row["_id"]: row["n"]
-        for row in await repo.aggregate(
-            [
-                {"$unwind": "$agreements"},
-                {"$group": {"_id": "$agreements.status", "n": {"$sum": 1}}},
-            ]
-        )
-    }
-    overdue = await repo.overdue_agreements(limit=100)
-    rows = await repo.aggregate(
-        [
-            {"$match": {"closed_year": {"$ne": None}}},
-            {"$group": {"_id": {"year": "$closed_year", "result": "$result"}, "n": {"$sum": 1}}},
-        ]
-    )
-    return {
-        "open_escalations": sum(by_status.get(s.value, 0) for s in OPEN_STATUSES),
-        "by_status": {s.value: by_status.get(s.value, 0) for s in Status},
-        "sessions_planned": by_status.get(Status.SCHEDULED.value, 0),
-        "agreements": {s: agreements.get(s, 0) for s in ("open", "overdue", "done")},
-        "overdue_agreements": overdue,
-        "per_year": figures_per_year(rows),
-    }
-
 
 RESULTS = (
     "breakthrough",
@@ -470,24 +377,55 @@ RESULTS = (
 )
 
 
-def figures_per_year(rows: Sequence[Document]) -> list[dict[str, Any]]:
+class YearFigures(BaseModel):
+    year: int
+    outcomes: dict[str, int]
+    share_solved_under_pressure: float | None
+
+
+class OverdueAgreement(BaseModel):
+    escalation_id: str
+    case_number: str
+    agreement_id: str
+    organisation: str
+    deadline: date
+
+
+class Overview(BaseModel):
+    open_escalations: int
+    by_status: dict[str, int]
+    sessions_planned: int
+    agreements: dict[str, int]
+    overdue_agreements: list[OverdueAgreement]
+    per_year: list[YearFigures]
+
+
+async def overview(deps: Deps, who: Identity) -> Overview:
+    """Open escalations, sessions planned, agreements open/overdue/done (with the overdue
+    ones listed), outcomes per year and the share solved under escalation pressure."""
+    require_changer(who)
+    by_status = await deps.repo.count_by_status()
+    agreements = await deps.repo.count_agreements_by_status()
+    overdue = await deps.repo.overdue_agreements(limit=100)
+    return Overview(
+        open_escalations=sum(by_status.get(s.value, 0) for s in OPEN_STATUSES),
+        by_status={s.value: by_status.get(s.value, 0) for s in Status},
+        sessions_planned=by_status.get(Status.SCHEDULED.value, 0),
+        agreements={s: agreements.get(s, 0) for s in ("open", "overdue", "done")},
+        overdue_agreements=[OverdueAgreement.model_validate(row) for row in overdue],
+        per_year=figures_per_year(await deps.repo.results_per_year()),
+    )
+
+
+def figures_per_year(closed: Counter[tuple[int, str]]) -> list[YearFigures]:
     """Closed escalations per year by result; the share solved under pressure is the part
     of the admitted-or-not escalations that ended (concluded or withdrawn) because the case
     was solved under escalation pressure. Refusals are not counted in that share."""
-    years: dict[int, dict[str, int]] = {}
-    for row in rows:
-        year, result = row["_id"]["year"], row["_id"]["result"]
-        years.setdefault(int(year), {r: 0 for r in RESULTS})[str(result)] = row["n"]
     out = []
-    for year in sorted(years):
-        counts = years[year]
+    for year in sorted({y for y, _ in closed}):
+        counts = {r: closed[(year, r)] for r in RESULTS}
         ended = sum(n for r, n in counts.items() if r != "refused")
         pressure = counts["withdrawn_solved_under_pressure"]
-        out.append(
-            {
-                "year": year,
-                "outcomes": counts,
-                "share_solved_under_pressure": round(pressure / ended, 3) if ended else None,
-            }
-        )
+        share = round(pressure / ended, 3) if ended else None
+        out.append(YearFigures(year=year, outcomes=counts, share_solved_under_pressure=share))
     return out
