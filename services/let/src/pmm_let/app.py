@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 
-from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events import escalations as ev
-from pmm_contracts.topics import LET_ESCALATIONS, LOKET_CASES
+from pmm_contracts.topics import LET_ESCALATIONS
 from pmm_let.adapters.repository import EscalationRepository
-from pmm_let.domain import model
+from pmm_let.entrypoints import kafka
 from pmm_let.entrypoints.http import router
 from pmm_let.service import usecases as uc
 from pmm_let.settings import LetSettings
@@ -24,16 +21,6 @@ DESCRIPTION = (
     "a breakthrough: admissibility, session, agreements and outcome."
 )
 
-ERROR_STATUSES: dict[type[Exception], int] = {
-    model.ForbiddenTransition: 409,
-    model.WrongStatus: 409,
-    model.RuleViolation: 422,
-    model.UnknownAgreement: 404,
-    uc.NotFound: 404,
-    uc.Forbidden: 403,
-    uc.Conflict: 409,
-}
-
 
 def create_app(settings: LetSettings | None = None) -> FastAPI:
     settings = settings or LetSettings()
@@ -44,27 +31,12 @@ def create_app(settings: LetSettings | None = None) -> FastAPI:
         description="Escalations to the LET: admission, session, agreements, outcome",
     )
     repo = EscalationRepository(platform.store("escalations"))
-    register = RegisterReadModel(platform)
-    deps = uc.Deps(
-        repo=repo, register=register, source=settings.source, notify=platform.relay.notify
-    )
+    deps = uc.Deps(repo=repo, register=RegisterReadModel(platform), changes=platform.changes)
     platform.on_startup(repo.create_indexes)
-
-    async def on_case_event(event: CloudEvent[Any]) -> None:
-        await uc.on_case_event(deps, event)
-
-    platform.subscribe(
-        LOKET_CASES,
-        handler=on_case_event,
-        purpose="cases",
-        description="The Loket's escalation requests open escalations (other case events "
-        "are skipped)",
-    )
+    kafka.subscribe(platform, deps)
     platform.periodic(
         "agreement-deadlines", settings.deadline_scan_interval_s, lambda: uc.scan_overdue(deps)
     )
-    app = platform.http_app(
-        title=TITLE, description=DESCRIPTION, routers=[router()], error_statuses=ERROR_STATUSES
-    )
+    app = platform.http_app(title=TITLE, description=DESCRIPTION, routers=[router()])
     app.state.deps = deps
     return app
