@@ -29,7 +29,9 @@ def create_app(settings: LoketSettings | None = None) -> FastAPI:
         events=list(ev.EVENTS),
         description="Every step of a case, without personal data",
     )
-    repo = CaseRepository(platform.store("cases"), platform.db["counters"])
+    repo = CaseRepository(
+        platform.store("cases"), platform.db["counters"], warn_days=settings.deadline_warning_days
+    )
     deps = uc.Deps(
         repo=repo,
         register=RegisterReadModel(platform),
@@ -41,6 +43,7 @@ def create_app(settings: LoketSettings | None = None) -> FastAPI:
         retention_days=settings.retention_days,
     )
     platform.on_startup(repo.create_indexes)
+    platform.on_startup(repo.rebuild_deadline_index)
     kafka.subscribe(platform, deps)
     platform.periodic(
         "deadline-scan", settings.deadline_scan_interval_s, lambda: uc.scan_deadlines(deps)

@@ -436,3 +436,16 @@ def test_a_household_is_a_pseudonymous_reference_with_its_composition_only() -> 
         Household.model_validate(
             {"reference": "hh-7f3a9c21", "adults": 1, "children": 0, "name": "J. Jansen"}
         )
+
+
+def test_the_due_date_index_names_the_first_day_a_warning_is_due() -> None:
+    c = case(Status.IN_PROGRESS)  # the case deadline runs: due 2027-01-18
+    assert c.next_warning_on(2) == date(2027, 1, 16)
+    c.deadline_warnings(date(2027, 1, 16), 2)  # the near warning
+    assert c.next_warning_on(2) == date(2027, 1, 19)
+    c.deadline_warnings(date(2027, 1, 19), 2)  # the reminder once it passed
+    assert c.next_warning_on(2) is None
+    late = case(Status.IN_PROGRESS)
+    late.deadline_warnings(date(2027, 2, 1), 2)  # first seen when overdue: the near is skipped
+    assert late.next_warning_on(2) is None
+    assert case(Status.DECLINED).next_warning_on(2) is None

@@ -61,11 +61,38 @@ class CaseRepository(Aggregates[Case]):
         self,
         cases: AggregateStore,
         counters: AsyncCollection[Document],
-        reads: AsyncCollection[Document] | None = None,
+        *,
+        warn_days: int = 2,
     ) -> None:
         super().__init__(cases, Case, topic=LOKET_CASES)
         self.counters = counters
-        self.reads = reads if reads is not None else cases.collection.database["case_reads"]
+        database = cases.collection.database
+        self.reads = database["case_reads"]
+        self.deadlines = database["case_deadlines"]  # {_id: case id, on: first warning day}
+        self.warn_days = warn_days
+
+    # The due-date index of the deadline scan ----------------------------------------------
+
+    async def written(self, aggregate: Case) -> None:
+        on = aggregate.next_warning_on(self.warn_days)
+        if on is None:
+            await self.deadlines.delete_one({"_id": aggregate.id})
+        else:
+            await self.deadlines.update_one(
+                {"_id": aggregate.id}, {"$set": {"on": on.isoformat()}}, upsert=True
+            )
+
+    async def rebuild_deadline_index(self) -> None:
+        """At start-up: the index entry of every open case (recovers a crash between a case
+        write and its index write). The only scan of the cases; once per start."""
+        for case in await self.open_cases():
+            await self.written(case)
+
+    async def due_for_warning(self, today: date) -> list[str]:
+        """Ids of the cases with a warning due by ``today``: read from the small index
+        (open cases with a running deadline), never a scan of all cases."""
+        cursor = self.deadlines.find({"on": {"$lte": today.isoformat()}}, {"_id": 1})
+        return [str(d["_id"]) async for d in cursor]
 
     async def create_indexes(self) -> None:
         coll = self.collection
@@ -73,6 +100,7 @@ class CaseRepository(Aggregates[Case]):
         await coll.create_index([("status", ASCENDING), ("case_director_id", ASCENDING)])
         await coll.create_index([("submitting_organisation", ASCENDING)])
         await self.reads.create_index([("case_id", ASCENDING), ("at", ASCENDING)])
+        await self.deadlines.create_index("on")
 
     async def next_number(self, year: int) -> int:
         """The next sequence number of ``year``: atomic, never reused."""

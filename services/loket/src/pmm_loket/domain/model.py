@@ -530,6 +530,20 @@ class Case:
             found.append(("resume", None, date.fromisoformat(self.on_hold["expected_resume"])))
         return found
 
+    def next_warning_on(self, warn_days: int) -> date | None:
+        """The first day on which ``deadline_warnings`` has something to send (the due-date
+        index of the deadline scan), or ``None`` when no deadline runs."""
+        days: list[date] = []
+        for deadline, reference, due in self.open_deadlines():
+            base = f"{deadline}:{reference or ''}:{due.isoformat()}"
+            if f"{base}:overdue" in self.warnings_sent:
+                continue  # both sent, or the near one skipped once overdue
+            if f"{base}:near" not in self.warnings_sent:
+                days.append(due - timedelta(days=warn_days))
+            else:
+                days.append(due + timedelta(days=1))
+        return min(days) if days else None
+
     def deadline_warnings(self, today: date, warn_days: int) -> list[EventData]:
         """A warning when a deadline is near and a reminder when it passed, each sent once."""
         events: list[EventData] = []

@@ -506,23 +506,27 @@ async def apply_external(
 
 
 async def scan_deadlines(deps: Deps) -> int:
-    """Warn before each deadline passes and remind once it has (each once per due date)."""
+    """Warn before each deadline passes and remind once it has (each once per due date).
+
+    Only the cases the due-date index names are read (by ``_id``)."""
     today = deps.today()
     sent = 0
-    for case in await deps.repo.open_cases():
-        if not case.deadline_warnings(today, deps.warn_days):  # a dry run on this copy
-            continue
+    for case_id in await deps.repo.due_for_warning(today):
         try:
             done = await deps.changes.apply(
                 deps.repo,
-                case.id,
+                case_id,
                 None,
-                lambda fresh: fresh.deadline_warnings(today, deps.warn_days),
+                lambda case: case.deadline_warnings(today, deps.warn_days),
                 actor="system:deadlines",
                 action="deadline.warning",
             )
+        except NoSuchAggregate:
+            continue
         except Conflict:
             continue  # changed meanwhile: the next scan sees it
+        if not done.changed:  # nothing due yet after all: keep the index entry right
+            await deps.repo.written(done.aggregate)
         sent += len(done.events)
     return sent
 
