@@ -34,7 +34,8 @@ class ServiceError(Exception):
         found: dict[str, list[str]] = {}
         for error in self.problem.get("errors") or ():
             if isinstance(error, Mapping) and error.get("field"):
-                found.setdefault(str(error["field"]), []).append(str(error.get("message", "")))
+                message = str(error.get("message", "")).removeprefix("Value error, ")
+                found.setdefault(str(error["field"]), []).append(message)
         named = self.problem.get("field")
         if named and str(named) not in found:
             found[str(named)] = [self.detail]

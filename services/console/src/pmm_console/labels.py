@@ -148,3 +148,49 @@ def case_actions(status: str, allowed_next: Iterable[str]) -> list[str]:
     found = {a for a, target, sources in MOVES if target in allowed and status in sources}
     found |= {a for a, statuses in STEADY_ACTIONS.items() if status in statuses}
     return [a for a in ACTION_ORDER if a in found]
+
+
+# Form fields as the error summary names them (the services name them in English).
+FIELD_LABELS = {
+    "submitter_kind": "Soort organisatie",
+    "household.reference": "Kenmerk van het huishouden",
+    "household.adults": "Volwassenen",
+    "household.children": "Kinderen",
+    "life_domains": "Leefgebieden",
+    "bottlenecks": "Knelpunten",
+    "organisations_involved": "Betrokken organisaties",
+    "tried_locally": "Wat is lokaal geprobeerd",
+    "question": "Vraag",
+    "urgency": "Urgentie",
+    "legal_basis": "Grondslag",
+    "legal_basis_reference": "Verwijzing grondslag",
+    "accepted": "Besluit",
+    "decline_reason": "Reden",
+    "case_director_id": "Regievoerder",
+    "reason": "Reden",
+    "organisation": "Organisatie",
+    "professional_id": "Persoon",
+    "due": "Antwoord vóór",
+    "text": "Notitie",
+    "expected_resume": "Verwacht hervatten op",
+    "justification": "Wat is er al gedaan",
+    "provision": "Voorziening",
+    "provider": "Aanbieder",
+    "estimated_amount": "Geschat bedrag",
+    "candidate_payers": "Mogelijke betalers",
+    "legal_frameworks": "Wettelijke kaders",
+    "dispute": "Verschil van inzicht",
+    "settle_attempt": "Poging tot regelen",
+    "outcome": "Uitkomst",
+    "answer": "Antwoord",
+    **{
+        f"lp{slot}_{name}": f"Leerpunt {slot + 1}: {label}"
+        for slot in range(2)
+        for name, label in (
+            ("order", "orde"),
+            ("bottleneck", "knelpunt"),
+            ("organisations", "belegd bij"),
+            ("description", "beschrijving"),
+        )
+    },
+}

@@ -272,8 +272,14 @@ def router() -> Any:
             page=max(page, 1),
             page_size=PAGE_SIZE,
         )
+        orgs, _ = await organisations(ctx)
         return ctx.render(
-            "cases.html", result=result, status=status or "", open=open, statuses=labels.STATUS
+            "cases.html",
+            org_names=names(orgs),
+            result=result,
+            status=status or "",
+            open=open,
+            statuses=labels.STATUS,
         )
 
     @web.get("/queue")
@@ -295,8 +301,10 @@ def router() -> Any:
             open="true", timeliness="very_late", deadline="consultation"
         )
         directors = await case_directors(ctx)
+        orgs, _ = await organisations(ctx)
         return ctx.render(
             "queue.html",
+            org_names=names(orgs),
             sections=[
                 (
                     "nieuw",
