@@ -13,8 +13,12 @@ STORE_URL = $${PMM_MONGODB_URL:-$$(bash deploy/local/store.sh url)}
 ORG ?= pmm
 ROLE ?= maatwerk_professional
 SUB ?=
+# Every image: <service>:<port>; tagged with the service's version (its pyproject.toml).
+IMAGES := register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005 console:8006
+REGISTRY ?=
+OVERLAY ?= local
 
-.PHONY: help install infra topics keys run stop reset test lint schemas token seed
+.PHONY: help install infra topics keys run stop reset test lint schemas token seed images k8s k8s-render k8s-local-key chromium
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +50,7 @@ run: install infra topics keys ## bring up the whole platform
 	@echo "  let          http://127.0.0.1:8003/docs"
 	@echo "  overbrugging http://127.0.0.1:8004/docs"
 	@echo "  signalen     http://127.0.0.1:8005/docs"
+	@echo "  console      http://127.0.0.1:8006/  (open this: the web application)"
 	@echo "A token: make token ORG=uwv ROLE=maatwerk_professional. Stop: make stop"
 
 stop: ## stop the services, Kafka and the store
@@ -56,8 +61,18 @@ reset: stop ## stop, then delete the local broker's and store's data (keeps the 
 	@rm -rf .local/kafka/data .local/ferretdb/data .local/mongo/data
 	@echo "reset: local Kafka and store data deleted; the next make run starts empty"
 
-test: install infra keys ## run every test against the real broker and store
+test: install infra keys chromium ## run every test against the real broker and store
 	@"$(UV)" run --no-sync pytest
+
+# The console's browser tests drive Debian's chromium (Playwright, no browser download).
+chromium: ## install chromium for the console's browser tests (apt, once)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "chromium is missing and apt-get is not available: install Chromium with your" \
+	         "package manager (the console's browser tests need it on PATH)" >&2; exit 1; fi; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing chromium (apt-get, Debian's package)..."; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint: install ## ruff and mypy
 	@"$(UV)" run --no-sync ruff check .
@@ -72,3 +87,24 @@ schemas: install ## regenerate contracts/schemas (refuses breaking changes)
 
 token: keys ## print a development token: make token ORG=uwv ROLE=maatwerk_professional SUB=p-1
 	@"$(UV)" run --no-sync pmm-token --org $(ORG) --role $(ROLE) $(if $(SUB),--sub $(SUB))
+
+images: ## build every service image from deploy/Dockerfile, tagged <REGISTRY/>pmm-<service>:<version>
+	@command -v docker >/dev/null || { echo "images: docker is not installed"; exit 1; }
+	@for entry in $(IMAGES); do \
+	  name=$${entry%%:*}; port=$${entry##*:}; \
+	  version=$$(sed -n 's/^version = "\(.*\)"/\1/p' services/$$name/pyproject.toml); \
+	  tag="$(if $(REGISTRY),$(REGISTRY)/)pmm-$$name:$$version"; \
+	  echo "building $$tag"; \
+	  docker build -f deploy/Dockerfile --build-arg SERVICE=$$name --build-arg PORT=$$port \
+	    --build-arg VERSION=$$version -t "$$tag" . || exit 1; \
+	done
+
+k8s: install ## regenerate deploy/k8s/generated/ from the code (topic catalogue, subscriptions)
+	@"$(UV)" run --no-sync python deploy/k8s/generate.py
+
+k8s-render: ## print an overlay's manifests: make k8s-render OVERLAY=production (kustomize v5)
+	@bash deploy/k8s/kustomize.sh build deploy/k8s-overlays/$(OVERLAY)
+
+k8s-local-key: keys ## give the local overlay the local token issuer's public key
+	@cp .local/issuer/public.pem deploy/k8s-overlays/local/issuer-public.pem
+	@echo "deploy/k8s-overlays/local/issuer-public.pem: the key of make token"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Start, stop or show the five PMM services as local processes (logs and pids in .local/services).
+# Start, stop or show the five PMM services and the console as local processes
+# (logs and pids in .local/services).
 #   deploy/local/services.sh start|stop|status
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="$ROOT/.local/services"
-SERVICES=(register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005)
+SERVICES=(register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005 console:8006)
 mkdir -p "$RUN_DIR"
 
 alive() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
@@ -22,6 +23,9 @@ PY
 
 start() {
   export PMM_MONGODB_URL="${PMM_MONGODB_URL:-$(bash "$ROOT/deploy/local/store.sh" url)}"
+  # The console on this machine: development sign-in, cookie over plain HTTP.
+  export PMM_CONSOLE_DEV_LOGIN="${PMM_CONSOLE_DEV_LOGIN:-true}"
+  export PMM_CONSOLE_COOKIE_SECURE="${PMM_CONSOLE_COOKIE_SECURE:-false}"
   for entry in "${SERVICES[@]}"; do
     name=${entry%%:*}; port=${entry##*:}
     if alive "$name"; then echo "  $name already running (pid $(cat "$RUN_DIR/$name.pid"))"; continue; fi
@@ -39,7 +43,8 @@ start() {
       if [ $SECONDS -ge $deadline ]; then echo "$name not ready after 120 s" >&2; tail -n 30 "$RUN_DIR/$name.log" >&2; exit 1; fi
       sleep 1
     done
-    echo "  $name ready: http://127.0.0.1:$port/docs"
+    if [ "$name" = console ]; then echo "  $name ready: http://127.0.0.1:$port/"
+    else echo "  $name ready: http://127.0.0.1:$port/docs"; fi
   done
 }
 
