@@ -1,6 +1,7 @@
 """The LET's rules against the real broker and store: who may read and change, bad input
-(422 naming the field), forbidden transitions (409 naming the allowed next states),
-nothing half-written, the audit trail, overdue reminders, withdrawal and the figures."""
+(422 naming the field), forbidden transitions (409 naming the allowed next states), paged
+lists under /v1 (filtered by case; huge page numbers are 422), nothing half-written, the
+audit trail, overdue reminders, withdrawal and the figures."""
 
 from __future__ import annotations
 
@@ -59,6 +60,31 @@ async def test_access_errors_and_nothing_half_written(world: Any) -> None:
     assert r.status_code == 403
     assert (await c.get(base)).status_code == 401
 
+    # Lists are pages under /v1 too, filtered by case; a huge page number is a 422 (was 500).
+    case_id = f"case-{w.unique}-1"
+    r = await c.get("/v1/escalations", headers=w.staff_h(), params={"case_id": case_id})
+    assert r.status_code == 200, r.text
+    assert r.headers["API-Version"] == "1.0.0"
+    page = r.json()
+    assert (page["total"], [e["id"] for e in page["items"]], page["next"]) == (
+        1,
+        [escalation_id],
+        None,
+    )
+    assert page["items"][0]["next_deadline"] is None
+    r = await c.get("/escalations", headers=w.staff_h(), params={"case_id": "no-such-case"})
+    assert (r.json()["total"], r.json()["items"]) == (0, [])
+    r = await c.get("/escalations?page=2305843009213693952", headers=w.staff_h())
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"] == "urn:nl:pmm:problem:invalid-input"
+    assert r.json()["errors"][0]["field"] == "page"
+    r = await c.get("/v1/escalations", headers=w.staff_h(), params={"page_size": 201})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "page_size"
+    r = await c.get(f"/v1/escalations/{escalation_id}/audit", headers=w.staff_h())
+    assert r.json()["total"] == 1
+
     # Only the chair decides admissibility; executives change nothing.
     r = await c.post(f"{base}/admissibility", headers=w.staff_h(), json={"admitted": True})
     assert r.status_code == 403
@@ -75,7 +101,8 @@ async def test_access_errors_and_nothing_half_written(world: Any) -> None:
     assert r.json()["errors"][0]["field"] == "admitted"
     r = await c.post(f"{base}/admissibility", headers=w.chair_h(), json={"admitted": False})
     assert r.status_code == 422, r.text
-    assert r.json()["errors"][0]["field"] == "reason"
+    assert r.json()["type"] == "urn:nl:pmm:problem:rule-violation"
+    assert r.json()["field"] == r.json()["errors"][0]["field"] == "reason"
     assert "reason" in r.json()["detail"]
     r = await c.post(
         f"{base}/withdrawal",
@@ -90,6 +117,7 @@ async def test_access_errors_and_nothing_half_written(world: Any) -> None:
         f"{base}/outcome", headers=w.chair_h(), json={"outcome": "none", "summary": "nothing"}
     )
     assert r.status_code == 409
+    assert r.json()["type"] == "urn:nl:pmm:problem:not-in-state"
     assert r.json()["allowed"] == ["admitted", "refused", "withdrawn"]
     assert r.json()["current_status"] == "requested"
 
