@@ -94,7 +94,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         cleanup_policy="compact",
         retention_ms=None,
         producer="register",
-        consumers=("loket", "let", "overbrugging", "signalen"),
+        consumers=("loket", "let", "signalen"),  # the overbrugging keeps no register
         event_types=("nl.maatwerk.register.organisation.state",),
         description="Compacted changelog: full current state of each organisation; "
         "a tombstone (null value) when removed.",
@@ -107,7 +107,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         cleanup_policy="compact",
         retention_ms=None,
         producer="register",
-        consumers=("loket", "let", "overbrugging", "signalen"),
+        consumers=("loket", "let", "signalen"),  # the overbrugging keeps no register
         event_types=("nl.maatwerk.register.professional.state",),
         description="Compacted changelog: full current state of each professional; "
         "a tombstone (null value) on removal or erasure, so contact data disappears.",
@@ -156,7 +156,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         cleanup_policy="delete",
         retention_ms=-1,
         producer="let",
-        consumers=("loket", "signalen"),
+        consumers=("loket",),
         event_types=(
             "nl.maatwerk.escalation.opened",
             "nl.maatwerk.escalation.admissibility_decided",
@@ -174,7 +174,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         cleanup_policy="delete",
         retention_ms=-1,
         producer="overbrugging",
-        consumers=("loket", "signalen"),
+        consumers=("loket",),
         event_types=(
             "nl.maatwerk.bridging.received",
             "nl.maatwerk.bridging.decided",

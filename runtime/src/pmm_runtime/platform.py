@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import ChainMap
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
@@ -18,12 +17,13 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher.usecase import DefaultPublisher
-from faststream.specification import AsyncAPI
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from pmm_contracts.envelope import CloudEvent, EventData
 from pmm_contracts.events import REGISTRY
+from pmm_runtime.asyncapi import Action, Catalogue
+from pmm_runtime.asyncapi import document as asyncapi_document
 from pmm_runtime.auth import TokenVerifier
 from pmm_runtime.broker import (
     DeadLetters,
@@ -87,6 +87,7 @@ class Platform:
             sweep_interval_s=settings.outbox_sweep_interval_s,
         )
         self.changes = Changes(source=settings.source, notify=self.relay.notify)
+        self.catalogue = Catalogue()
         self.instance = instance_id()
         self._startup: list[Hook] = []
         self._background: list[BackgroundTask] = []
@@ -98,6 +99,7 @@ class Platform:
         self, topic: str, *, description: str, events: Sequence[type[EventData]] = ()
     ) -> DefaultPublisher:
         """Declare an outgoing topic once, with its contract, so AsyncAPI lists it."""
+        self.catalogue.add(topic, "send", events=events, description=description)
         if topic not in self.publishers:
             schema: Any = None
             if len(events) == 1:
@@ -122,15 +124,23 @@ class Platform:
         pattern: str | None = None,
         on_tombstone: TombstoneHandler | None = None,
         description: str | None = None,
+        address: str | None = None,
+        events: Sequence[type[EventData]] = (),
     ) -> None:
         """Consume ``topics`` with the platform's rules; each event goes to the handler of
         its data type in ``handlers`` (events of other types are acknowledged and skipped).
-        ``handler`` takes every event instead (a generic consumer, e.g. a read model)."""
+        ``handler`` takes every event instead (a generic consumer; name its ``events`` for
+        the AsyncAPI document). ``address`` documents a ``pattern`` subscription (e.g.
+        ``pmm.signalen.responses.{org}``)."""
         if (handlers is None) == (handler is None):
             raise TypeError("give exactly one of handlers= or handler=")
         if handlers is not None:
             handler = dispatch(handlers)
+            events = list(handlers)
         assert handler is not None
+        documented = list(topics) or [address or pattern or ""]
+        for topic in documented:
+            self.catalogue.consumed(topic, events, description or "")
         subscribe_events(
             self.broker,
             *topics,
@@ -145,6 +155,20 @@ class Platform:
             title=f"{self.settings.service_name}.{purpose}:subscribe",
             description=description,
         )
+
+    def document(
+        self,
+        address: str,
+        *,
+        action: Action,
+        events: Sequence[type[EventData]],
+        description: str,
+    ) -> None:
+        """List a topic in the AsyncAPI document that no declared publisher or subscriber
+        names (e.g. the per-organisation ``pmm.signalen.assigned.{org}``)."""
+        self.catalogue.add(address, action, events=events, description=description)
+        if action == "receive":
+            self.catalogue.consumed(address, events, description)
 
     def readiness(self, name: str, check: Callable[[], Awaitable[bool]]) -> None:
         """Another condition of ``/readyz`` besides the broker and the store (e.g. a cache
@@ -237,9 +261,14 @@ class Platform:
         return await ping(self.db)
 
     def asyncapi(self, *, title: str, description: str) -> dict[str, Any]:
-        spec = AsyncAPI(self.broker, title=title, version="1.0.0", description=description)
-        result: dict[str, Any] = json.loads(spec.to_specification().to_json())
-        return result
+        """The AsyncAPI 3.0 document of every topic this process declared."""
+        return asyncapi_document(
+            self.catalogue,
+            title=title,
+            version=API_VERSION,
+            description=description,
+            bootstrap=self.settings.kafka_bootstrap,
+        )
 
     def http_app(
         self,

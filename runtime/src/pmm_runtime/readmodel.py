@@ -32,14 +32,14 @@ class RegisterReadModel:
         platform.on_startup(self._indexes)
         platform.subscribe(
             REGISTER_ORGANISATIONS,
-            handler=self._on_event,
+            handlers={OrganisationState: self._on_organisation},
             purpose="register-organisations",
             on_tombstone=self._remove_organisation,
             description="Read model of the register's organisations",
         )
         platform.subscribe(
             REGISTER_PROFESSIONALS,
-            handler=self._on_event,
+            handlers={ProfessionalState: self._on_professional},
             purpose="register-professionals",
             on_tombstone=self._remove_professional,
             description="Read model of the register's professionals",
@@ -48,12 +48,13 @@ class RegisterReadModel:
     async def _indexes(self) -> None:
         await self.professionals.create_index([("organisation", ASCENDING), ("roles", ASCENDING)])
 
-    async def _on_event(self, event: CloudEvent[Any]) -> None:
+    async def _on_organisation(self, event: CloudEvent[OrganisationState]) -> None:
         data = event.data
-        if isinstance(data, OrganisationState):
-            await _upsert_newer(self.organisations, data.code, data.model_dump(mode="json"))
-        elif isinstance(data, ProfessionalState):
-            await _upsert_newer(self.professionals, data.id, data.model_dump(mode="json"))
+        await _upsert_newer(self.organisations, data.code, data.model_dump(mode="json"))
+
+    async def _on_professional(self, event: CloudEvent[ProfessionalState]) -> None:
+        data = event.data
+        await _upsert_newer(self.professionals, data.id, data.model_dump(mode="json"))
 
     async def _remove_organisation(self, key: str) -> None:
         await self.organisations.delete_one({"_id": key})
