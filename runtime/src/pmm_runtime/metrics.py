@@ -33,6 +33,12 @@ class Metrics:
         self.outbox_backlog = Gauge(
             "pmm_outbox_backlog", "Events waiting in outboxes", registry=self.registry
         )
+        self.consumer_lag = Gauge(
+            "pmm_consumer_lag",
+            "Messages not yet committed by a consumer group (end offset minus committed)",
+            ["group", "topic"],
+            registry=self.registry,
+        )
         self.info = Gauge(
             "pmm_service_info", "Service identity", ["service"], registry=self.registry
         )

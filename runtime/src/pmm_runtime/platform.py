@@ -39,6 +39,7 @@ from pmm_runtime.changes import Changes
 from pmm_runtime.docs import install_offline_docs
 from pmm_runtime.errors import catalogue
 from pmm_runtime.http import PROBLEM_JSON, Problem, install_health_routes, install_problem_handlers
+from pmm_runtime.lag import LagMonitor
 from pmm_runtime.lease import LEASE_COLLECTION, Lease, instance_id
 from pmm_runtime.logging import configure_logging, get_logger
 from pmm_runtime.metrics import Metrics
@@ -88,6 +89,14 @@ class Platform:
         )
         self.changes = Changes(source=settings.source, notify=self.relay.notify)
         self.catalogue = Catalogue()
+        self.groups: set[str] = set()
+        self.lag = LagMonitor(
+            lambda: {"bootstrap_servers": self.settings.kafka_bootstrap},
+            lambda: sorted(self.groups),
+            metrics=self.metrics,
+            threshold=settings.consumer_lag_threshold,
+            interval_s=settings.consumer_lag_interval_s,
+        )
         self.instance = instance_id()
         self._startup: list[Hook] = []
         self._background: list[BackgroundTask] = []
@@ -141,6 +150,10 @@ class Platform:
         documented = list(topics) or [address or pattern or ""]
         for topic in documented:
             self.catalogue.consumed(topic, events, description or "")
+        if not self.groups:
+            self.background(self.lag.run)
+            self.readiness("consumer_lag", self.lag.ready)
+        self.groups.add(self.settings.group_id(purpose))
         subscribe_events(
             self.broker,
             *topics,

@@ -53,6 +53,14 @@ class ServiceSettings(BaseSettings):
         "its announcement); also at start-up",
     )
     shutdown_grace_s: float = Field(default=20.0, gt=0)
+    consumer_lag_interval_s: float = Field(
+        default=15.0, gt=0, description="how often the consumer lag of each group is measured"
+    )
+    consumer_lag_threshold: int = Field(
+        default=10_000,
+        ge=1,
+        description="above this many uncommitted messages in a group, /readyz says lagging",
+    )
     group_prefix: str = Field(default="pmm", description="consumer group ids: <prefix>.<service>")
 
     @field_validator("mongodb_database")
