@@ -13,13 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pmm_register.adapters.repository import RegisterRepository
+from pmm_register.adapters.repository import Organisations, Professionals
 from pmm_register.service import commands as c
 from pmm_register.service import usecases as uc
 from pmm_register.settings import RegisterSettings
 from pmm_runtime.auth import Identity
+from pmm_runtime.changes import Changes
+from pmm_runtime.errors import Conflict
 from pmm_runtime.mongo import create_client
-from pmm_runtime.outbox import AggregateStore
+from pmm_runtime.outbox import PENDING_COLLECTION, AggregateStore, PendingOutbox
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "seed" / "organisations.json"
 SEEDER = Identity(subject="seed", organisation="pmm", roles=frozenset({"register_admin"}))
@@ -28,24 +30,26 @@ SEEDER = Identity(subject="seed", organisation="pmm", roles=frozenset({"register
 async def seed(settings: RegisterSettings, data: dict[str, Any]) -> dict[str, int]:
     client = create_client(settings.mongodb_url, app_name="pmm-register-seed")
     db = client[settings.database_name]
-    repo = RegisterRepository(
-        AggregateStore(db["organisations"]), AggregateStore(db["professionals"])
+    pending = PendingOutbox(db[PENDING_COLLECTION])  # announces the events to the relay
+    deps = uc.Deps(
+        organisations=Organisations(AggregateStore(db["organisations"], pending)),
+        professionals=Professionals(AggregateStore(db["professionals"], pending)),
+        changes=Changes(source=settings.source),
     )
-    await repo.create_indexes()
-    deps = uc.Deps(repo=repo, source=settings.source)
+    await deps.professionals.create_indexes()
     counts = {"organisations": 0, "professionals": 0}
     try:
         for item in data.get("organisations", []):
-            if await repo.organisation(item["code"]) is None:
+            if await deps.organisations.get(item["code"]) is None:
                 await uc.create_organisation(
                     deps, SEEDER, c.CreateOrganisation(**item), reason="seed"
                 )
                 counts["organisations"] += 1
         for item in data.get("professionals", []):
-            if await repo.professional(item["id"]) is None:
+            if await deps.professionals.get(item["id"]) is None:
                 try:
                     await uc.register_professional(deps, SEEDER, c.RegisterProfessional(**item))
-                except uc.Conflict:
+                except Conflict:
                     continue
                 counts["professionals"] += 1
     finally:

@@ -90,7 +90,7 @@ async def test_register_search_and_contact(
             headers=reader,
             params={"organisation": org, "life_domain": "income", "urgent": "true"},
         )
-    ).json()
+    ).json()["items"]
     assert [c["professional"]["id"] for c in urgent] == [f"{org}-anna"]
     assert urgent[0]["call"] == "+31 6 1234 5678"
 
@@ -103,7 +103,7 @@ async def test_register_search_and_contact(
     )
     assert away.status_code == 200, away.text
     contacts = (await client.get("/contact", headers=reader, params={"organisation": org})).json()
-    assert [c["professional"]["id"] for c in contacts] == [f"{org}-bert"]
+    assert [c["professional"]["id"] for c in contacts["items"]] == [f"{org}-bert"]
 
 
 async def test_access_rules(
@@ -169,6 +169,96 @@ async def test_bad_input_is_refused_and_nothing_is_half_written(
         await client.get("/professionals", headers=reader, params={"organisation": org})
     ).json()
     assert listed["total"] == 1  # only the one valid entry was written
+
+
+async def test_a_second_entry_with_an_address_in_use_is_409_on_change_too(
+    api: tuple[httpx.AsyncClient, dict[str, str], str],
+) -> None:
+    client, admin, org = api
+    for name in ("one", "two"):
+        created = await client.post(
+            "/v1/professionals",
+            headers=admin,
+            json=professional(org, f"{name}@{org}.nl", id=f"{org}-{name}"),
+        )
+        assert created.status_code == 201, created.text
+    taken = await client.patch(
+        f"/v1/professionals/{org}-two", headers=admin, json={"email": f"One@{org}.nl"}
+    )
+    assert taken.status_code == 409, taken.text
+    assert taken.headers["content-type"] == "application/problem+json"
+    problem = taken.json()
+    assert problem["type"] == "urn:nl:pmm:problem:conflict"
+    assert problem["field"] == "email"
+    entry = (await client.get(f"/v1/professionals/{org}-two", headers=admin)).json()
+    assert entry["email"] == f"two@{org}.nl"  # nothing changed
+    assert entry["version"] == 1
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\n", "\x7f", "\u2028"])
+async def test_names_with_control_characters_are_422_naming_the_field(
+    api: tuple[httpx.AsyncClient, dict[str, str], str], char: str
+) -> None:
+    client, admin, org = api
+    cases: list[tuple[str, str, dict[str, Any], str]] = [
+        (
+            "post",
+            "/v1/organisations",
+            {"code": "badname", "name": f"Bad{char}", "kind": "ministry"},
+            "name",
+        ),
+        ("patch", f"/v1/organisations/{org}", {"region": f"Noord{char}"}, "region"),
+        (
+            "post",
+            f"/v1/organisations/{org}/commitment",
+            {"committed_on": "2024-01-01", "signed_by": f"DG{char}"},
+            "signed_by",
+        ),
+        ("post", "/v1/professionals", professional(org, f"c@{org}.nl", name=f"Anna{char}"), "name"),
+        (
+            "post",
+            "/v1/professionals",
+            professional(org, f"c@{org}.nl", function=f"x{char}y"),
+            "function",
+        ),
+        (
+            "post",
+            "/v1/professionals",
+            professional(org, f"c@{org}.nl", tags=["ok", f"W{char}W"]),
+            "tags.1",
+        ),
+    ]
+    for method, path, body, field in cases:
+        response = await client.request(method, path, headers=admin, json=body)
+        assert response.status_code == 422, (path, field, response.text)
+        assert response.json()["errors"][0]["field"] == field
+    search = await client.get(
+        "/v1/professionals", headers=admin, params={"organisation": org, "q": f"a{char}"}
+    )
+    assert search.status_code == 422
+    assert search.json()["errors"][0]["field"] == "q"
+
+
+async def test_paging_bounds_and_the_unversioned_paths(
+    api: tuple[httpx.AsyncClient, dict[str, str], str],
+) -> None:
+    client, admin, _ = api
+    for path in ("/v1/professionals", "/v1/organisations", "/v1/contact?organisation=pmm"):
+        huge = await client.get(path, headers=admin, params={"page": 2305843009213693952})
+        assert huge.status_code == 422, path
+        assert huge.json()["errors"][0]["field"] == "page"
+    first = (await client.get("/v1/organisations", headers=admin, params={"page_size": 1})).json()
+    assert first["page_size"] == 1
+    assert len(first["items"]) == 1
+    assert first["total"] >= 2
+    assert first["next"] is not None
+    assert "page=2" in first["next"]
+    old = await client.get("/organisations", headers=admin)
+    assert old.status_code == 200
+    assert old.headers["API-Version"] == "1.0.0"
+    assert (await client.get("/v1/organisations/nosuch", headers=admin)).json()["type"] == (
+        "urn:nl:pmm:problem:not-found"
+    )
 
 
 async def test_changelog_is_full_state_and_removal_is_a_tombstone(

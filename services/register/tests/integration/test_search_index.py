@@ -5,16 +5,20 @@ once."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from pmm_contracts.vocabulary import LifeDomain
+from pmm_register.adapters.repository import Professionals
 from pmm_register.adapters.search_index import Filters
 from pmm_register.app import create_app
 from pmm_register.service import commands as c
 from pmm_register.service import usecases as uc
 from pmm_register.settings import RegisterSettings
-from pmm_runtime.auth import LocalIssuer
+from pmm_runtime.auth import Identity, LocalIssuer
+from pmm_runtime.http import PageQuery
 from pmm_runtime.testing import bearer, eventually
 
 pytestmark = pytest.mark.integration
@@ -31,7 +35,7 @@ async def test_two_replicas_search_their_indexes_like_the_store(
     a, b = await serve(app_a), await serve(app_b)
     deps_a: uc.Deps = app_a.state.deps
     deps_b: uc.Deps = app_b.state.deps
-    index_a, index_b = deps_a.repo.index, deps_b.repo.index
+    index_a, index_b = deps_a.professionals.index, deps_b.professionals.index
     assert index_a is not None
     assert index_b is not None
     await eventually(lambda: index_a.ready and index_b.ready, timeout_s=60)
@@ -75,16 +79,17 @@ async def test_two_replicas_search_their_indexes_like_the_store(
     await eventually(lambda: index_b.search(Filters(organisation=org), skip=0, limit=10)[0] == 4)
 
     queries = [
-        c.SearchQuery(organisation=org),
-        c.SearchQuery(organisation=org, q="de vries"),
-        c.SearchQuery(organisation=org, life_domain="income"),
-        c.SearchQuery(organisation=org, tag="Participatiewet", page_size=1, page=2),
-        c.SearchQuery(organisation=org, q="klantmanager smit"),
+        (c.SearchQuery(organisation=org), PageQuery()),
+        (c.SearchQuery(organisation=org, q="de vries"), PageQuery()),
+        (c.SearchQuery(organisation=org, life_domain=LifeDomain.INCOME), PageQuery()),
+        (c.SearchQuery(organisation=org, tag="Participatiewet"), PageQuery(page=2, page_size=1)),
+        (c.SearchQuery(organisation=org, q="klantmanager smit"), PageQuery()),
     ]
-    for query in queries:
-        from_index = await uc.search(deps_b, query)
-        without_index = uc.Deps(repo=_store_only(deps_b), source=deps_b.source)
-        from_store = await uc.search(without_index, query)
+    without_index = replace(deps_b, professionals=_store_only(deps_b))
+    member = Identity("someone", org, frozenset({"maatwerk_professional"}))
+    for query, paging in queries:
+        from_index = await uc.search(deps_b, member, query, paging)
+        from_store = await uc.search(without_index, member, query, paging)
         assert from_index[0] == from_store[0], query
         assert [p.id for p in from_index[1]] == [p.id for p in from_store[1]], query
         assert from_index[1][0].email if from_index[1] else True  # full entries, not ids
@@ -100,8 +105,5 @@ async def test_two_replicas_search_their_indexes_like_the_store(
     assert await eventually(gone_on_b)
 
 
-def _store_only(deps: uc.Deps) -> Any:
-    from pmm_register.adapters.repository import RegisterRepository
-
-    repo = deps.repo
-    return RegisterRepository(repo.organisations, repo.professionals, index=None)
+def _store_only(deps: uc.Deps) -> Professionals:
+    return Professionals(deps.professionals.store, index=None)

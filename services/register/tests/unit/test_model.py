@@ -7,14 +7,13 @@ import pytest
 from pmm_contracts.events.register import Commitment
 from pmm_contracts.vocabulary import LifeDomain, OrganisationKind, Role
 from pmm_register.domain.model import (
-    MembershipConflict,
     NotAMember,
     Organisation,
     Professional,
-    RegisterError,
     RoleNotAllowed,
     search_terms,
 )
+from pmm_runtime.errors import NotInState, RuleViolation
 
 TODAY = date(2026, 11, 23)
 
@@ -45,14 +44,16 @@ def pro(organisation: Organisation, *roles: Role, **extra: object) -> Profession
 def test_membership_history_join_commit_leave() -> None:
     o = org(joined=False)
     assert not o.is_member
-    with pytest.raises(MembershipConflict):
+    with pytest.raises(NotInState) as not_joined:
         o.commit(Commitment(committed_on=TODAY, signed_by="DG"))
+    assert not_joined.value.current_status == "candidate"
     o.join(date(2024, 1, 1))
-    with pytest.raises(MembershipConflict):
+    with pytest.raises(NotInState):
         o.join(date(2024, 2, 1))
     o.commit(Commitment(committed_on=date(2024, 3, 1), signed_by="DG", time=True, budget=True))
-    with pytest.raises(MembershipConflict, match="before it joined"):
+    with pytest.raises(RuleViolation, match="before it joined") as early:
         o.leave(date(2023, 1, 1))
+    assert early.value.field == "on"
     o.leave(date(2025, 1, 1))
     assert not o.is_member
     assert [h["event"] for h in o.history] == ["joined", "committed", "left"]
@@ -60,8 +61,9 @@ def test_membership_history_join_commit_leave() -> None:
 
 
 def test_only_members_can_register_professionals() -> None:
-    with pytest.raises(NotAMember):
+    with pytest.raises(NotAMember) as raised:
         pro(org(joined=False))
+    assert raised.value.field == "organisation"
 
 
 @pytest.mark.parametrize(
@@ -83,8 +85,9 @@ def test_roles_fit_the_organisation(
     if allowed:
         assert pro(org(code, kind), role).roles == (role,)
     else:
-        with pytest.raises(RoleNotAllowed):
+        with pytest.raises(RoleNotAllowed) as raised:
             pro(org(code, kind), role)
+        assert raised.value.field == "roles"
 
 
 def test_entries_go_stale_after_the_term_and_verifying_clears_it() -> None:
@@ -100,10 +103,12 @@ def test_entries_go_stale_after_the_term_and_verifying_clears_it() -> None:
 
 def test_absence_with_a_deputy() -> None:
     p = pro(org())
-    with pytest.raises(RegisterError, match="past"):
+    with pytest.raises(RuleViolation, match="past") as past:
         p.set_absent(date(2026, 1, 1), "p-2", TODAY)
-    with pytest.raises(RegisterError, match="own deputy"):
+    assert past.value.field == "until"
+    with pytest.raises(RuleViolation, match="own deputy") as own:
         p.set_absent(date(2026, 12, 31), "p-1", TODAY)
+    assert own.value.field == "deputy_id"
     p.set_absent(date(2026, 12, 31), "p-2", TODAY)
     assert not p.is_available(TODAY)
     assert p.is_available(date(2027, 1, 1))  # the absence has ended

@@ -9,7 +9,10 @@ from datetime import date
 from pmm_contracts.events.register import Availability
 from pmm_contracts.vocabulary import LifeDomain, Role
 from pmm_register.adapters.search_index import SORT_DIRECTLY, Filters, SearchIndex
+from pmm_register.app import create_app
 from pmm_register.domain.model import Professional
+from pmm_register.settings import RegisterSettings
+from pmm_runtime.auth import generate_key_pair
 
 
 def pro(pid: str, org: str = "uwv", **extra: object) -> Professional:
@@ -102,11 +105,10 @@ def test_many_matches_page_the_same_as_a_full_sort() -> None:
 
 
 async def test_a_replica_is_not_ready_before_its_index() -> None:
-    from pmm_register.app import create_app
-    from pmm_register.settings import RegisterSettings
-
-    app = create_app(RegisterSettings())
+    # Needs nothing a make target creates: a key pair of its own, no broker, no store.
+    settings = RegisterSettings(jwt_public_key=generate_key_pair()[1])
+    app = create_app(settings)
     checks = app.state.platform._readiness  # the check /readyz runs besides broker and store
     assert await checks["search_index"]() is False
-    app.state.deps.repo.index.ready = True
+    app.state.deps.professionals.index.ready = True
     assert await checks["search_index"]() is True

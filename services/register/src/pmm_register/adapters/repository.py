@@ -1,98 +1,185 @@
 """Mongo persistence of the register: one document per organisation and per professional.
 
-Each write stores the new state and its changelog event (outbox) in one atomic update.
-Dates are ISO strings; the store's ``_version`` is the entry's version on the changelog.
+Writes go through the runtime's change loop (state, changelog event and audit entry in one
+atomic update); the queries the use cases ask live here and nowhere else. Dates are ISO
+strings; the store's ``_version`` is the entry's version on the changelog.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from pmm_contracts.events.register import Availability, Commitment
+from pmm_contracts.envelope import EventData
+from pmm_contracts.events.register import Availability, Commitment, VerificationRequested
+from pmm_contracts.topics import (
+    REGISTER_ORGANISATIONS,
+    REGISTER_PROFESSIONALS,
+    REGISTER_VERIFICATIONS,
+)
 from pmm_contracts.vocabulary import LifeDomain, OrganisationKind, Role
-from pmm_register.adapters.search_index import SearchIndex
+from pmm_register.adapters.search_index import Filters, SearchIndex
 from pmm_register.domain.model import DuplicateEmail, Organisation, Professional
+from pmm_runtime.changes import Aggregates
+from pmm_runtime.errors import NoSuchAggregate
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import AggregateStore, Pending
+from pmm_runtime.outbox import AUDIT, VERSION, AggregateStore, Pending, Tombstone, audit_entry
 
-
-def organisation_from(doc: Document) -> Organisation:
-    return Organisation(
-        code=doc["_id"],
-        name=doc["name"],
-        kind=OrganisationKind(doc["kind"]),
-        region=doc.get("region"),
-        joined_on=_date(doc.get("joined_on")),
-        left_on=_date(doc.get("left_on")),
-        commitment=Commitment.model_validate(doc["commitment"]) if doc.get("commitment") else None,
-        history=list(doc.get("history", [])),
-        version=doc["_version"],
-    )
-
-
-def organisation_fields(org: Organisation) -> Document:
-    state = org.state().model_dump(mode="json", exclude={"version"})
-    state.pop("code")
-    return {**state, "history": org.history}
-
-
-def professional_from(doc: Document) -> Professional:
-    return Professional(
-        id=doc["_id"],
-        organisation=doc["organisation"],
-        name=doc["name"],
-        email=doc["email"],
-        roles=tuple(Role(r) for r in doc["roles"]),
-        last_verified_on=date.fromisoformat(doc["last_verified_on"]),
-        function=doc.get("function"),
-        life_domains=tuple(LifeDomain(d) for d in doc.get("life_domains", [])),
-        tags=tuple(doc.get("tags", [])),
-        phone=doc.get("phone"),
-        urgent_phone=doc.get("urgent_phone"),
-        availability=Availability.model_validate(doc.get("availability") or {}),
-        stale=doc.get("stale", False),
-        version=doc["_version"],
-    )
-
-
-def professional_fields(professional: Professional) -> Document:
-    state = professional.state().model_dump(mode="json", exclude={"version"})
-    state.pop("id")
-    return {
-        **state,
-        "email_key": professional.email.lower(),
-        "terms": professional.terms(),
-        "available": professional.availability.available,
-        "removed": False,
-    }
+ERASED_FIELDS: Document = {
+    "name": None,
+    "email": None,
+    "phone": None,
+    "urgent_phone": None,
+    "function": None,
+    "terms": [],
+    "tags": [],
+}
+"""What a removal (leaving, AVG erasure) blanks out of the document."""
 
 
 def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-class RegisterRepository:
-    def __init__(
+class Organisations(Aggregates[Organisation]):
+    name = "organisation"
+
+    def __init__(self, store: AggregateStore) -> None:
+        super().__init__(store, Organisation, topic=REGISTER_ORGANISATIONS)
+
+    def dump(self, aggregate: Organisation) -> Document:
+        state = aggregate.state().model_dump(mode="json", exclude={"code", "version"})
+        return {**state, "history": aggregate.history}
+
+    def load(self, document: Mapping[str, Any]) -> Organisation:
+        return Organisation(
+            code=document["_id"],
+            name=document["name"],
+            kind=OrganisationKind(document["kind"]),
+            region=document.get("region"),
+            joined_on=_date(document.get("joined_on")),
+            left_on=_date(document.get("left_on")),
+            commitment=(
+                Commitment.model_validate(document["commitment"])
+                if document.get("commitment")
+                else None
+            ),
+            history=list(document.get("history", [])),
+            version=document[VERSION],
+        )
+
+    async def page(self, *, skip: int, limit: int) -> tuple[int, list[Organisation]]:
+        """One page of every organisation, by code (a small collection)."""
+        total = await self.collection.count_documents({})
+        cursor = self.collection.find({}, {AUDIT: 0}).sort("_id", ASCENDING)
+        return total, [self.load(d) for d in await cursor.skip(skip).limit(limit).to_list(None)]
+
+
+class ProfessionalStore(AggregateStore):
+    """The professionals' collection, whose unique ``email_key`` index makes a second entry
+    with the same address a ``DuplicateEmail`` (409), on creation and on change alike."""
+
+    async def create(
         self,
-        organisations: AggregateStore,
-        professionals: AggregateStore,
-        index: SearchIndex | None = None,
-    ) -> None:
-        self.organisations = organisations
-        self.professionals = professionals
-        # This replica's search index learns its own writes at once (read-your-writes);
-        # the other replicas' writes reach it through the changelog.
+        aggregate_id: str,
+        state: Mapping[str, Any],
+        events: Sequence[Pending] = (),
+        **options: Any,
+    ) -> bool:
+        if await super().create(aggregate_id, state, events, **options):
+            return True
+        if await self.get(aggregate_id) is None:  # refused, but not for its id: the address
+            raise DuplicateEmail(str(state.get("email")))
+        return False
+
+    async def update(self, aggregate_id: str, **options: Any) -> Document | None:
+        try:
+            return await super().update(aggregate_id, **options)
+        except OperationFailure as exc:
+            if not _unique_email_violation(exc):
+                raise
+            email = (options.get("set_fields") or {}).get("email")
+            raise DuplicateEmail(str(email)) from exc
+
+
+def _unique_email_violation(exc: OperationFailure) -> bool:
+    """MongoDB says E11000 (``DuplicateKeyError``); FerretDB 1.x answers a unique index
+    violation in ``findAndModify`` with InternalError (code 1) naming the SQLite index."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    text = str(exc)
+    return "UNIQUE constraint failed" in text and "email_key" in text
+
+
+class Professionals(Aggregates[Professional]):
+    """The professionals, and this replica's search index of them.
+
+    The index learns this replica's own writes at once (read-your-writes); the other
+    replicas' writes reach it through the changelog. Until it has replayed the changelog,
+    searches go to the store (same filters, same order).
+    """
+
+    name = "professional"
+
+    def __init__(self, store: AggregateStore, index: SearchIndex | None = None) -> None:
+        super().__init__(
+            ProfessionalStore(store.collection, store.pending),
+            Professional,
+            topic=REGISTER_PROFESSIONALS,
+        )
         self.index = index
 
+    def topic(self, aggregate: Professional, event: EventData) -> str:
+        if isinstance(event, VerificationRequested):
+            return REGISTER_VERIFICATIONS
+        return self.default_topic
+
+    def dump(self, aggregate: Professional) -> Document:
+        state = aggregate.state().model_dump(mode="json", exclude={"id", "version"})
+        return {
+            **state,
+            "email_key": aggregate.email.lower(),
+            "terms": aggregate.terms(),
+            "available": aggregate.availability.available,
+            "removed": False,
+        }
+
+    def load(self, document: Mapping[str, Any]) -> Professional:
+        if document.get("removed"):  # the change loop never touches a removed entry
+            raise NoSuchAggregate(f"no professional {document['_id']!r} in the register")
+        return Professional(
+            id=document["_id"],
+            organisation=document["organisation"],
+            name=document["name"],
+            email=document["email"],
+            roles=tuple(Role(r) for r in document["roles"]),
+            last_verified_on=date.fromisoformat(document["last_verified_on"]),
+            function=document.get("function"),
+            life_domains=tuple(LifeDomain(d) for d in document.get("life_domains", [])),
+            tags=tuple(document.get("tags", [])),
+            phone=document.get("phone"),
+            urgent_phone=document.get("urgent_phone"),
+            availability=Availability.model_validate(document.get("availability") or {}),
+            stale=document.get("stale", False),
+            version=document[VERSION],
+        )
+
+    async def get(self, aggregate_id: str) -> Professional | None:
+        # By _id alone: FerretDB pushes only a bare _id filter down to its SQLite index.
+        document = await self.store.get(aggregate_id)
+        return self.load(document) if document and not document.get("removed") else None
+
+    async def written(self, aggregate: Professional) -> None:
+        if self.index is not None:
+            self.index.apply(replace(aggregate))
+
     async def create_indexes(self) -> None:
-        p: AsyncCollection[Document] = self.professionals.collection
+        p = self.collection
         await p.create_index("email_key", unique=True)
         await p.create_index([("organisation", ASCENDING), ("roles", ASCENDING)])
         await p.create_index([("terms", ASCENDING)])
@@ -102,125 +189,78 @@ class RegisterRepository:
         )
         await p.create_index([("removed", ASCENDING), ("last_verified_on", ASCENDING)])
 
-    # Organisations ----------------------------------------------------------------------------
-
-    async def organisation(self, code: str) -> Organisation | None:
-        doc = await self.organisations.get(code)
-        return organisation_from(doc) if doc else None
-
-    async def all_organisations(self) -> list[Organisation]:
-        docs = await self.organisations.collection.find({}).sort("_id", ASCENDING).to_list(None)
-        return [organisation_from(d) for d in docs]
-
-    async def add_organisation(
-        self, org: Organisation, events: Sequence[Pending], audit: Document
-    ) -> bool:
-        return await self.organisations.create(
-            org.code, organisation_fields(org), events, audit=audit
-        )
-
-    async def save_organisation(
-        self, org: Organisation, expected_version: int, events: Sequence[Pending], audit: Document
-    ) -> bool:
-        saved = await self.organisations.update(
-            org.code,
-            expected_version=expected_version,
-            set_fields=organisation_fields(org),
-            events=events,
-            audit=audit,
-        )
-        return saved is not None
-
-    # Professionals ----------------------------------------------------------------------------
-
-    async def professional(self, professional_id: str) -> Professional | None:
-        # By _id alone: FerretDB pushes only a bare _id filter down to its SQLite index.
-        doc = await self.professionals.get(professional_id)
-        return professional_from(doc) if doc and not doc.get("removed") else None
-
-    async def add_professional(
-        self, professional: Professional, events: Sequence[Pending], audit: Document
-    ) -> bool:
-        try:
-            created = await self.professionals.create(
-                professional.id, professional_fields(professional), events, audit=audit
-            )
-        except DuplicateKeyError as exc:
-            raise DuplicateEmail(f"{professional.email} is registered already") from exc
-        if created and self.index is not None:
-            self.index.apply(replace(professional, version=1))
-        return created
-
-    async def save_professional(
-        self,
-        professional: Professional,
-        expected_version: int,
-        events: Sequence[Pending],
-        audit: Document,
-    ) -> bool:
-        try:
-            saved = await self.professionals.update(
-                professional.id,
-                expected_version=expected_version,
-                set_fields=professional_fields(professional),
-                events=events,
-                audit=audit,
-                extra_condition={"removed": False},
-            )
-        except DuplicateKeyError as exc:
-            raise DuplicateEmail(f"{professional.email} is registered already") from exc
-        if saved is not None and self.index is not None:
-            self.index.apply(replace(professional, version=expected_version + 1))
-        return saved is not None
-
-    async def remove_professional(
-        self, professional: Professional, events: Sequence[Pending], audit: Document
-    ) -> bool:
-        """Erase the contact data and keep only a removed marker (purged later)."""
-        saved = await self.professionals.update(
+    async def remove(self, professional: Professional, *, actor: str, reason: str | None) -> bool:
+        """Erase the contact data, keep only a removed marker, and publish a tombstone, in
+        one write. The audit trail keeps who changed what and when, without the old and
+        new values (they hold the contact data being erased). False when the entry changed
+        meanwhile."""
+        document = await self.store.get(professional.id)
+        if document is None or document.get(VERSION) != professional.version:
+            return False
+        trail = [
+            {k: v for k, v in entry.items() if k not in ("old", "new")}
+            for entry in document.get(AUDIT, [])
+        ]
+        trail.append(audit_entry(actor=actor, action="professional.removed", reason=reason))
+        saved = await self.store.update(
             professional.id,
             expected_version=professional.version,
             set_fields={
+                **ERASED_FIELDS,
                 "removed": True,
-                "name": None,
-                "email": None,
-                "phone": None,
-                "urgent_phone": None,
-                "function": None,
-                "terms": [],
-                "tags": [],
                 "email_key": f"removed:{professional.id}",
+                AUDIT: trail,
             },
-            events=events,
-            audit=audit,
+            events=[Tombstone(REGISTER_PROFESSIONALS, professional.id)],
         )
         if saved is not None and self.index is not None:
             self.index.remove(professional.id, professional.version + 1)
         return saved is not None
 
-    async def search(self, query: Document, *, skip: int, limit: int) -> tuple[int, list[Any]]:
-        coll = self.professionals.collection
-        full = {**query, "removed": False}
-        total = await coll.count_documents(full)
-        docs = (
-            await coll.find(full)
+    # Queries -----------------------------------------------------------------------------------
+
+    async def search(
+        self, filters: Filters, *, skip: int, limit: int
+    ) -> tuple[int, list[Professional]]:
+        """One page of the entries that match every filter, available first, then by name;
+        from the index once it is ready, else from the store."""
+        if self.index is not None and self.index.ready:
+            return self.index.search(filters, skip=skip, limit=limit)
+        query = _store_query(filters)
+        total = await self.collection.count_documents(query)
+        cursor = (
+            self.collection.find(query, {AUDIT: 0})
             .sort([("available", DESCENDING), ("name", ASCENDING), ("_id", ASCENDING)])
             .skip(skip)
             .limit(limit)
-            .to_list(None)
         )
-        return total, [professional_from(d) for d in docs]
+        return total, [self.load(d) for d in await cursor.to_list(None)]
 
-    async def due_for_verification(self, verified_before: date, limit: int) -> list[Professional]:
-        docs = (
-            await self.professionals.collection.find(
-                {
-                    "removed": False,
-                    "stale": False,
-                    "last_verified_on": {"$lte": verified_before.isoformat()},
-                }
-            )
-            .limit(limit)
-            .to_list(None)
-        )
-        return [professional_from(d) for d in docs]
+    async def due_for_verification(self, verified_before: date, limit: int) -> list[str]:
+        """Ids of the entries not verified since ``verified_before`` and not asked yet."""
+        cursor = self.collection.find(
+            {
+                "removed": False,
+                "stale": False,
+                "last_verified_on": {"$lte": verified_before.isoformat()},
+            },
+            {"_id": 1},
+        ).limit(limit)
+        return [str(d["_id"]) for d in await cursor.to_list(None)]
+
+
+def _store_query(filters: Filters) -> Document:
+    query: Document = {"removed": False}
+    if filters.organisation is not None:
+        query["organisation"] = filters.organisation
+    if len(filters.roles) == 1:
+        query["roles"] = filters.roles[0]
+    elif filters.roles:
+        query["roles"] = {"$in": list(filters.roles)}
+    if filters.life_domain is not None:
+        query["life_domains"] = filters.life_domain
+    if filters.tag is not None:
+        query["tags"] = filters.tag
+    if filters.terms:
+        query["terms"] = {"$all": list(filters.terms)}
+    return query

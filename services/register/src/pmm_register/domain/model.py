@@ -1,7 +1,8 @@
 """The register's domain: organisations, their membership, and maatwerk professionals.
 
-Pure and synchronous: methods check a rule, change state and return; the use cases turn
-the new state into the changelog event and store both in one atomic write.
+Pure and synchronous: methods check a rule and change state; the use cases publish the new
+state on the changelog through the runtime's change loop (one atomic write of both). Errors
+are the runtime's (``pmm_runtime.errors``), so each carries its HTTP status and field.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 from pmm_contracts.events.register import (
@@ -18,6 +20,7 @@ from pmm_contracts.events.register import (
     ProfessionalState,
 )
 from pmm_contracts.vocabulary import LifeDomain, OrganisationKind, Role
+from pmm_runtime.errors import Conflict, NotInState, RuleViolation
 
 PMM_CODE = "pmm"
 """PMM itself: home of the Loket's regievoerders, the LET chair and PMM staff."""
@@ -41,34 +44,44 @@ ROLES_BY_KIND: dict[OrganisationKind, frozenset[Role]] = {
 """Which roles fit an organisation's kind (an ambassador belongs to a ministry)."""
 
 
-class RegisterError(Exception):
-    """Base of the register's domain errors."""
+class Membership(StrEnum):
+    """Where an organisation stands in the register (derived from its join and leave dates)."""
 
-    field: str | None = None
-
-
-class UnknownOrganisation(RegisterError):
-    field = "organisation"
+    CANDIDATE = "candidate"  # known to the register, never joined
+    MEMBER = "member"
+    LEFT = "left"
 
 
-class NotAMember(RegisterError):
-    field = "organisation"
+MEMBERSHIP_TRANSITIONS: dict[Membership, frozenset[Membership]] = {
+    Membership.CANDIDATE: frozenset({Membership.MEMBER}),
+    Membership.MEMBER: frozenset({Membership.LEFT}),
+    Membership.LEFT: frozenset({Membership.MEMBER}),  # an organisation may join again
+}
+"""The membership workflow: every allowed move; anything else is ``NotInState``."""
 
 
-class RoleNotAllowed(RegisterError):
-    field = "roles"
+class UnknownOrganisation(RuleViolation):
+    """A command names an organisation the register does not know."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__("organisation", f"unknown organisation {code!r}")
 
 
-class MembershipConflict(RegisterError):
-    """Joining twice, leaving before joining, committing without being a member."""
+class NotAMember(RuleViolation):
+    def __init__(self, detail: str) -> None:
+        super().__init__("organisation", detail)
 
 
-class NotFound(RegisterError):
-    pass
+class RoleNotAllowed(RuleViolation):
+    def __init__(self, detail: str) -> None:
+        super().__init__("roles", detail)
 
 
-class DuplicateEmail(RegisterError):
-    field = "email"
+class DuplicateEmail(Conflict):
+    """Another entry has this e-mail address (the store's unique index says so)."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"{email} is registered already", field="email")
 
 
 def allowed_roles(organisation: Organisation) -> frozenset[Role]:
@@ -91,18 +104,44 @@ class Organisation:
     version: int = 1
 
     @property
+    def id(self) -> str:
+        """The aggregate id: the organisation's code."""
+        return self.code
+
+    @property
+    def membership(self) -> Membership:
+        if self.joined_on is None:
+            return Membership.CANDIDATE
+        return Membership.MEMBER if self.left_on is None else Membership.LEFT
+
+    @property
     def is_member(self) -> bool:
-        return self.joined_on is not None and self.left_on is None
+        return self.membership is Membership.MEMBER
+
+    def _move(self, to: Membership, action: str) -> None:
+        current = self.membership
+        allowed = MEMBERSHIP_TRANSITIONS[current]
+        if to not in allowed:
+            raise NotInState(
+                f"{self.code} cannot {action}: it is {current.value}",
+                current_status=current.value,
+                allowed=[s.value for s in allowed],
+                required_status=[s.value for s, nxt in MEMBERSHIP_TRANSITIONS.items() if to in nxt],
+            )
 
     def join(self, on: date) -> None:
-        if self.is_member:
-            raise MembershipConflict(f"{self.code} is a member already (since {self.joined_on})")
+        self._move(Membership.MEMBER, "join")
         self.joined_on, self.left_on = on, None
         self.history.append({"event": "joined", "on": on.isoformat()})
 
     def commit(self, commitment: Commitment) -> None:
         if not self.is_member:
-            raise MembershipConflict(f"{self.code} must join before it commits administratively")
+            raise NotInState(
+                f"{self.code} must join before it commits administratively",
+                current_status=self.membership.value,
+                allowed=[s.value for s in MEMBERSHIP_TRANSITIONS[self.membership]],
+                required_status=[Membership.MEMBER.value],
+            )
         self.commitment = commitment
         self.history.append(
             {
@@ -113,10 +152,9 @@ class Organisation:
         )
 
     def leave(self, on: date) -> None:
-        if not self.is_member:
-            raise MembershipConflict(f"{self.code} is not a member")
+        self._move(Membership.LEFT, "leave")
         if self.joined_on and on < self.joined_on:
-            raise MembershipConflict("an organisation cannot leave before it joined")
+            raise RuleViolation("on", "an organisation cannot leave before it joined")
         self.left_on = on
         self.history.append({"event": "left", "on": on.isoformat()})
 
@@ -198,9 +236,9 @@ class Professional:
 
     def set_absent(self, until: date, deputy_id: str | None, today: date) -> None:
         if until < today:
-            raise RegisterError("absent_until lies in the past")
+            raise RuleViolation("until", "the absence would end in the past")
         if deputy_id == self.id:
-            raise RegisterError("a professional cannot be their own deputy")
+            raise RuleViolation("deputy_id", "a professional cannot be their own deputy")
         self.availability = Availability(available=False, absent_until=until, deputy_id=deputy_id)
 
     def set_available(self) -> None:

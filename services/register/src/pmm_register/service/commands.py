@@ -8,11 +8,17 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from pmm_contracts.events.register import OrgCode
+from pmm_contracts.text import SINGLE_LINE, Name
 from pmm_contracts.vocabulary import LifeDomain, OrganisationKind, Role
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Names and texts refuse NUL and control characters (pmm_contracts.text): 422 naming the field.
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{6,20}$")]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60), SINGLE_LINE
+]
+SearchText = Annotated[str, StringConstraints(max_length=100), SINGLE_LINE]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), SINGLE_LINE]
+ProfessionalId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
 
 
 class Command(BaseModel):
@@ -51,7 +57,7 @@ class Commit(Command):
 
 
 class RegisterProfessional(Command):
-    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")] | None = Field(
+    id: ProfessionalId | None = Field(
         default=None, description="optional stable id; generated when absent"
     )
     organisation: OrgCode
@@ -78,14 +84,16 @@ class UpdateProfessional(Command):
 
 class Absence(Command):
     until: date
-    deputy_id: str | None = None
+    deputy_id: Annotated[str, StringConstraints(max_length=64), SINGLE_LINE] | None = None
 
 
-class SearchQuery(Command):
-    organisation: str | None = None
+class SearchQuery(BaseModel):
+    """The filters of a search (query parameters; paging comes with ``page_query``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    organisation: Annotated[str, StringConstraints(max_length=32), SINGLE_LINE] | None = None
     role: Role | None = None
     life_domain: LifeDomain | None = None
-    tag: str | None = None
-    q: Annotated[str, StringConstraints(max_length=100)] | None = None
-    page: Annotated[int, Field(ge=1)] = 1
-    page_size: Annotated[int, Field(ge=1, le=100)] = 20
+    tag: Tag | None = None
+    q: SearchText | None = None

@@ -1,4 +1,9 @@
-"""Use cases of the register: async functions taking their dependencies as arguments."""
+"""Use cases of the register: async functions taking their dependencies as arguments.
+
+Every change goes through the runtime's change loop (``Changes.apply`` / ``create``): the
+pure domain change, the entry's new state on its compacted changelog and one audit entry
+in one atomic write, retried on a version conflict by the runtime's one rule.
+"""
 
 from __future__ import annotations
 
@@ -6,74 +11,56 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TypeVar
 
-from pmm_contracts import new_event
+from pmm_contracts.envelope import EventData
 from pmm_contracts.events.register import Commitment, VerificationRequested
-from pmm_contracts.topics import (
-    REGISTER_ORGANISATIONS,
-    REGISTER_PROFESSIONALS,
-    REGISTER_VERIFICATIONS,
-)
 from pmm_contracts.vocabulary import Role
-from pmm_register.adapters.repository import RegisterRepository
+from pmm_register.adapters.repository import Organisations, Professionals
 from pmm_register.adapters.search_index import Filters
 from pmm_register.domain.model import (
-    NotFound,
     Organisation,
     Professional,
-    RegisterError,
     UnknownOrganisation,
     _months_before,
     search_terms,
 )
 from pmm_register.service import commands as c
 from pmm_runtime.auth import Identity
-from pmm_runtime.outbox import Outgoing, Tombstone, audit_entry
+from pmm_runtime.changes import Changes
+from pmm_runtime.errors import Conflict, Forbidden, NoSuchAggregate, NotFound, RuleViolation
+from pmm_runtime.http import PageQuery
 
-
-class Conflict(RegisterError):
-    """The entry changed meanwhile, or exists already."""
-
-
-class Forbidden(RegisterError):
-    pass
+SYSTEM = "system"
+CONTACT_CANDIDATES = 500
+"""At most this many people of one organisation are considered for ``/contact``."""
 
 
 @dataclass(frozen=True)
 class Deps:
-    repo: RegisterRepository
-    source: str
+    organisations: Organisations
+    professionals: Professionals
+    changes: Changes
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
-    notify: Callable[[], None] = lambda: None
     stale_after_months: int = 12
 
 
-def _org_event(deps: Deps, org: Organisation) -> Outgoing:
-    return Outgoing(
-        REGISTER_ORGANISATIONS, new_event(org.state(), subject=org.code, source=deps.source)
-    )
+Entry = TypeVar("Entry", Organisation, Professional)
 
 
-def _pro_event(deps: Deps, professional: Professional) -> Outgoing:
-    return Outgoing(
-        REGISTER_PROFESSIONALS,
-        new_event(professional.state(), subject=professional.id, source=deps.source),
-    )
+def published(change: Callable[[Entry], object]) -> Callable[[Entry], list[EventData]]:
+    """``change`` as a domain change for the change loop: when the entry's changelog state
+    changed, its new state (with the version this write gives it) is the event."""
 
+    def run(entry: Entry) -> list[EventData]:
+        before = entry.state()
+        change(entry)
+        after = entry.state()
+        if after == before:
+            return []
+        return [after.model_copy(update={"version": entry.version + 1})]
 
-async def _get_org(deps: Deps, code: str) -> Organisation:
-    org = await deps.repo.organisation(code)
-    if org is None:
-        raise UnknownOrganisation(f"unknown organisation {code!r}")
-    return org
-
-
-async def _get_pro(deps: Deps, professional_id: str) -> Professional:
-    professional = await deps.repo.professional(professional_id)
-    if professional is None:
-        raise NotFound(f"no professional {professional_id!r} in the register")
-    return professional
+    return run
 
 
 # Access ------------------------------------------------------------------------------------
@@ -81,7 +68,7 @@ async def _get_pro(deps: Deps, professional_id: str) -> Professional:
 
 async def require_reader(deps: Deps, who: Identity) -> None:
     """Reading needs a token of a professional of a joined organisation."""
-    org = await deps.repo.organisation(who.organisation)
+    org = await deps.organisations.get(who.organisation)
     if org is None or not org.is_member:
         raise Forbidden("only professionals of a joined organisation may read the register")
 
@@ -99,6 +86,21 @@ def require_admin_or_self(who: Identity, professional_id: str) -> None:
 # Organisations -----------------------------------------------------------------------------
 
 
+async def list_organisations(
+    deps: Deps, who: Identity, paging: PageQuery
+) -> tuple[int, list[Organisation]]:
+    await require_reader(deps, who)
+    return await deps.organisations.page(skip=paging.skip, limit=paging.page_size)
+
+
+async def get_organisation(deps: Deps, who: Identity, code: str) -> Organisation:
+    await require_reader(deps, who)
+    org = await deps.organisations.get(code)
+    if org is None:
+        raise NotFound(f"no organisation {code!r} in the register")
+    return org
+
+
 async def create_organisation(
     deps: Deps, who: Identity, cmd: c.CreateOrganisation, *, reason: str | None = None
 ) -> Organisation:
@@ -106,46 +108,27 @@ async def create_organisation(
     org = Organisation(code=cmd.code, name=cmd.name, kind=cmd.kind, region=cmd.region)
     if cmd.joined_on:
         org.join(cmd.joined_on)
-    created = await deps.repo.add_organisation(
+    created = await deps.changes.create(
+        deps.organisations,
         org,
-        [_org_event(deps, org)],
-        audit_entry(
-            actor=who.actor,
-            action="organisation.created",
-            reason=reason,
-            new=cmd.model_dump(mode="json"),
-        ),
+        [org.state()],
+        actor=who.actor,
+        action="organisation.created",
+        reason=reason,
     )
     if not created:
-        raise Conflict(f"organisation {cmd.code!r} exists already")
-    deps.notify()
+        raise Conflict(f"organisation {cmd.code!r} exists already", field="code")
     return org
 
 
 async def _change_org(
-    deps: Deps,
-    who: Identity,
-    code: str,
-    action: str,
-    change: Callable[[Organisation], None],
-    details: dict[str, Any],
+    deps: Deps, who: Identity, code: str, action: str, change: Callable[[Organisation], object]
 ) -> Organisation:
     require_admin(who)
-    org = await _get_org(deps, code)
-    before = org.state().model_dump(mode="json")
-    change(org)
-    expected = org.version
-    org.version += 1
-    saved = await deps.repo.save_organisation(
-        org,
-        expected,
-        [_org_event(deps, org)],
-        audit_entry(actor=who.actor, action=action, old=before, new=details),
+    done = await deps.changes.apply(
+        deps.organisations, code, None, published(change), actor=who.actor, action=action
     )
-    if not saved:
-        raise Conflict(f"organisation {code!r} changed meanwhile; try again")
-    deps.notify()
-    return org
+    return done.aggregate
 
 
 async def update_organisation(
@@ -153,130 +136,102 @@ async def update_organisation(
 ) -> Organisation:
     changes = cmd.model_dump(exclude_none=True)
 
-    def apply(org: Organisation) -> None:
+    def update(org: Organisation) -> None:
         for key, value in changes.items():
             setattr(org, key, value)
 
-    return await _change_org(
-        deps,
-        who,
-        code,
-        "organisation.updated",
-        apply,
-        cmd.model_dump(mode="json", exclude_none=True),
-    )
+    return await _change_org(deps, who, code, "organisation.updated", update)
 
 
 async def join(deps: Deps, who: Identity, code: str, cmd: c.Join) -> Organisation:
-    return await _change_org(
-        deps,
-        who,
-        code,
-        "organisation.joined",
-        lambda org: org.join(cmd.on),
-        cmd.model_dump(mode="json"),
-    )
+    return await _change_org(deps, who, code, "organisation.joined", lambda o: o.join(cmd.on))
 
 
 async def leave(deps: Deps, who: Identity, code: str, cmd: c.Leave) -> Organisation:
-    return await _change_org(
-        deps,
-        who,
-        code,
-        "organisation.left",
-        lambda org: org.leave(cmd.on),
-        cmd.model_dump(mode="json"),
-    )
+    return await _change_org(deps, who, code, "organisation.left", lambda o: o.leave(cmd.on))
 
 
 async def commit(deps: Deps, who: Identity, code: str, cmd: c.Commit) -> Organisation:
     commitment = Commitment(**cmd.model_dump())
     return await _change_org(
-        deps,
-        who,
-        code,
-        "organisation.committed",
-        lambda org: org.commit(commitment),
-        cmd.model_dump(mode="json"),
+        deps, who, code, "organisation.committed", lambda o: o.commit(commitment)
     )
 
 
 # Professionals -----------------------------------------------------------------------------
 
 
+async def get_professional(deps: Deps, who: Identity, professional_id: str) -> Professional:
+    await require_reader(deps, who)
+    return await _professional(deps, professional_id)
+
+
+async def _professional(deps: Deps, professional_id: str) -> Professional:
+    professional = await deps.professionals.get(professional_id)
+    if professional is None:
+        raise NotFound(f"no professional {professional_id!r} in the register")
+    return professional
+
+
 async def register_professional(
     deps: Deps, who: Identity, cmd: c.RegisterProfessional
 ) -> Professional:
     require_admin(who)
-    org = await _get_org(deps, cmd.organisation)
-    fields = cmd.model_dump(exclude={"id", "organisation"})
+    org = await deps.organisations.get(cmd.organisation)
+    if org is None:
+        raise UnknownOrganisation(cmd.organisation)
     professional = Professional.register(
         org,
         id=cmd.id or f"p-{uuid.uuid4().hex[:12]}",
         last_verified_on=deps.today(),
-        **fields,
+        **cmd.model_dump(exclude={"id", "organisation"}),
     )
-    created = await deps.repo.add_professional(
+    created = await deps.changes.create(
+        deps.professionals,
         professional,
-        [_pro_event(deps, professional)],
-        audit_entry(
-            actor=who.actor,
-            action="professional.registered",
-            new={"organisation": org.code, "roles": [r.value for r in cmd.roles]},
-        ),
+        [professional.state()],
+        actor=who.actor,
+        action="professional.registered",
     )
     if not created:
-        raise Conflict(f"professional {professional.id!r} exists already")
-    deps.notify()
+        raise Conflict(f"professional {professional.id!r} exists already", field="id")
     return professional
 
 
 async def _change_pro(
     deps: Deps,
-    who: Identity | None,
-    professional: Professional,
+    who: Identity,
+    professional_id: str,
     action: str,
-    details: dict[str, Any],
+    change: Callable[[Professional], object],
 ) -> Professional:
-    expected = professional.version
-    professional.version += 1
-    saved = await deps.repo.save_professional(
-        professional,
-        expected,
-        [_pro_event(deps, professional)],
-        audit_entry(actor=who.actor if who else "system", action=action, new=details),
+    done = await deps.changes.apply(
+        deps.professionals, professional_id, None, published(change), actor=who.actor, action=action
     )
-    if not saved:
-        raise Conflict(f"professional {professional.id!r} changed meanwhile; try again")
-    deps.notify()
-    return professional
+    return done.aggregate
 
 
 async def update_professional(
     deps: Deps, who: Identity, professional_id: str, cmd: c.UpdateProfessional
 ) -> Professional:
     require_admin_or_self(who, professional_id)
-    professional = await _get_pro(deps, professional_id)
-    org = await _get_org(deps, professional.organisation)
     changes = cmd.model_dump(exclude_none=True)
     if "roles" in changes and not who.has_any(Role.REGISTER_ADMIN):
         raise Forbidden("only a register administrator may change roles")
-    professional.update(org, **changes)
+    professional = await _professional(deps, professional_id)
+    org = await deps.organisations.get(professional.organisation)
+    if org is None:  # pragma: no cover - an entry's organisation is never deleted
+        raise UnknownOrganisation(professional.organisation)
     return await _change_pro(
-        deps,
-        who,
-        professional,
-        "professional.updated",
-        cmd.model_dump(mode="json", exclude_none=True),
+        deps, who, professional_id, "professional.updated", lambda p: p.update(org, **changes)
     )
 
 
 async def verify(deps: Deps, who: Identity, professional_id: str) -> Professional:
     require_admin_or_self(who, professional_id)
-    professional = await _get_pro(deps, professional_id)
-    professional.verify(deps.today())
+    today = deps.today()
     return await _change_pro(
-        deps, who, professional, "professional.verified", {"on": deps.today().isoformat()}
+        deps, who, professional_id, "professional.verified", lambda p: p.verify(today)
     )
 
 
@@ -284,19 +239,19 @@ async def set_absence(
     deps: Deps, who: Identity, professional_id: str, cmd: c.Absence | None
 ) -> Professional:
     require_admin_or_self(who, professional_id)
-    professional = await _get_pro(deps, professional_id)
     if cmd is None:
-        professional.set_available()
-    else:
-        if cmd.deputy_id is not None:
-            await _get_pro(deps, cmd.deputy_id)
-        professional.set_absent(cmd.until, cmd.deputy_id, deps.today())
+        return await _change_pro(
+            deps, who, professional_id, "professional.availability", lambda p: p.set_available()
+        )
+    if cmd.deputy_id is not None and await deps.professionals.get(cmd.deputy_id) is None:
+        raise RuleViolation("deputy_id", f"no professional {cmd.deputy_id!r} in the register")
+    today = deps.today()
     return await _change_pro(
         deps,
         who,
-        professional,
+        professional_id,
         "professional.availability",
-        cmd.model_dump(mode="json") if cmd else {"available": True},
+        lambda p: p.set_absent(cmd.until, cmd.deputy_id, today),
     )
 
 
@@ -305,87 +260,68 @@ async def remove_professional(
 ) -> None:
     """Leaving or GDPR erasure: contact data removed here and, by tombstone, everywhere."""
     require_admin_or_self(who, professional_id)
-    professional = await _get_pro(deps, professional_id)
-    removed = await deps.repo.remove_professional(
-        professional,
-        [Tombstone(REGISTER_PROFESSIONALS, professional.id)],
-        audit_entry(actor=who.actor, action="professional.removed", reason=reason),
-    )
-    if not removed:
+    professional = await _professional(deps, professional_id)
+    if not await deps.professionals.remove(professional, actor=who.actor, reason=reason):
         raise Conflict(f"professional {professional_id!r} changed meanwhile; try again")
-    deps.notify()
 
 
 # Staleness ---------------------------------------------------------------------------------
 
 
 async def request_verifications(deps: Deps, *, batch: int = 500) -> int:
-    """Mark entries not verified for the configured months as stale and ask their owners."""
+    """Mark entries not verified for the configured months as stale and ask their owners
+    (once: a stale entry is not asked again until it was verified)."""
     today = deps.today()
-    cutoff = _months_before(today, deps.stale_after_months)
-    marked = 0
-    for professional in await deps.repo.due_for_verification(cutoff, batch):
+    months = deps.stale_after_months
+
+    def mark(professional: Professional) -> list[EventData]:
+        if not professional.is_due_for_verification(today, months):
+            return []  # verified or marked meanwhile
         professional.mark_stale()
-        expected = professional.version
-        professional.version += 1
-        request = VerificationRequested(
-            professional_id=professional.id,
-            organisation=professional.organisation,
-            last_verified_on=professional.last_verified_on,
-            stale_since=today,
-        )
-        saved = await deps.repo.save_professional(
-            professional,
-            expected,
-            [
-                _pro_event(deps, professional),
-                Outgoing(
-                    REGISTER_VERIFICATIONS,
-                    new_event(request, subject=professional.id, source=deps.source),
-                ),
-            ],
-            audit_entry(
-                actor="system",
-                action="professional.marked_stale",
-                new={"cutoff": cutoff.isoformat()},
+        return [
+            professional.state().model_copy(update={"version": professional.version + 1}),
+            VerificationRequested(
+                professional_id=professional.id,
+                organisation=professional.organisation,
+                last_verified_on=professional.last_verified_on,
+                stale_since=today,
             ),
-        )
-        marked += int(saved)
-    if marked:
-        deps.notify()
+        ]
+
+    marked = 0
+    cutoff = _months_before(today, months)
+    for professional_id in await deps.professionals.due_for_verification(cutoff, batch):
+        try:
+            done = await deps.changes.apply(
+                deps.professionals,
+                professional_id,
+                None,
+                mark,
+                actor=SYSTEM,
+                action="professional.marked_stale",
+            )
+        except (NoSuchAggregate, Conflict):
+            continue  # removed meanwhile, or busy: the next scan asks again
+        marked += int(done.changed)
     return marked
 
 
 # Search ------------------------------------------------------------------------------------
 
 
-async def search(deps: Deps, query: c.SearchQuery) -> tuple[int, list[Professional]]:
-    """From this replica's in-memory index once it has replayed the changelog; from the
-    store before that (same filters, same order)."""
-    terms = tuple(search_terms(query.q)) if query.q else ()
-    skip = (query.page - 1) * query.page_size
-    index = deps.repo.index
-    if index is not None and index.ready:
-        filters = Filters(
-            organisation=query.organisation,
-            roles=(query.role.value,) if query.role else (),
-            life_domain=query.life_domain.value if query.life_domain else None,
-            tag=query.tag,
-            terms=terms,
-        )
-        return index.search(filters, skip=skip, limit=query.page_size)
-    mongo: dict[str, Any] = {}
-    if query.organisation:
-        mongo["organisation"] = query.organisation
-    if query.role:
-        mongo["roles"] = query.role.value
-    if query.life_domain:
-        mongo["life_domains"] = query.life_domain.value
-    if query.tag:
-        mongo["tags"] = query.tag
-    if terms:
-        mongo["terms"] = {"$all": list(terms)}
-    return await deps.repo.search(mongo, skip=skip, limit=query.page_size)
+async def search(
+    deps: Deps, who: Identity, query: c.SearchQuery, paging: PageQuery
+) -> tuple[int, list[Professional]]:
+    """Entries matching every filter, available people first, then by name."""
+    await require_reader(deps, who)
+    filters = Filters(
+        organisation=query.organisation,
+        roles=(query.role.value,) if query.role else (),
+        life_domain=query.life_domain.value if query.life_domain else None,
+        tag=query.tag,
+        terms=tuple(search_terms(query.q)) if query.q else (),
+    )
+    return await deps.professionals.search(filters, skip=paging.skip, limit=paging.page_size)
 
 
 @dataclass(frozen=True)
@@ -393,28 +329,18 @@ class Contact:
     professional: Professional
     via_deputy_of: str | None = None
 
-    @property
-    def phone(self) -> str | None:
-        return self.professional.phone
-
 
 async def contact_for(
-    deps: Deps, organisation: str, life_domain: str | None, urgent: bool
+    deps: Deps, who: Identity, organisation: str, life_domain: str | None, urgent: bool
 ) -> list[Contact]:
     """Who to contact at ``organisation`` for ``life_domain``: available people first,
-    a deputy in place of an absent one; with ``urgent`` only those with an urgent line,
-    urgent line first."""
-    await _get_org(deps, organisation)
+    a deputy in place of an absent one; with ``urgent`` only those with an urgent line."""
+    await require_reader(deps, who)
+    if await deps.organisations.get(organisation) is None:
+        raise UnknownOrganisation(organisation)
     roles = (Role.MAATWERK_PROFESSIONAL.value, Role.AMBASSADOR.value)
-    index = deps.repo.index
-    if index is not None and index.ready:
-        filters = Filters(organisation=organisation, roles=roles, life_domain=life_domain)
-        _, candidates = index.search(filters, skip=0, limit=50)
-    else:
-        query: dict[str, Any] = {"organisation": organisation, "roles": {"$in": list(roles)}}
-        if life_domain:
-            query["life_domains"] = life_domain
-        _, candidates = await deps.repo.search(query, skip=0, limit=50)
+    filters = Filters(organisation=organisation, roles=roles, life_domain=life_domain)
+    _, candidates = await deps.professionals.search(filters, skip=0, limit=CONTACT_CANDIDATES)
     today = deps.today()
     contacts: list[Contact] = []
     seen: set[str] = set()
@@ -422,7 +348,7 @@ async def contact_for(
         if professional.is_available(today):
             chosen = Contact(professional)
         elif professional.availability.deputy_id:
-            deputy = await deps.repo.professional(professional.availability.deputy_id)
+            deputy = await deps.professionals.get(professional.availability.deputy_id)
             if deputy is None or not deputy.is_available(today):
                 continue
             chosen = Contact(deputy, via_deputy_of=professional.id)

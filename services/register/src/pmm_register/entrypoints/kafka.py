@@ -1,0 +1,31 @@
+"""What the register consumes: only its own professionals' changelog, into each replica's
+in-memory search index (``adapters/search_index``).
+
+The index reads the compacted topic from offset 0 without a consumer group, so every
+replica sees every entry; nothing is committed and no use case runs (the index is a cache
+of the register's own writes). A replica is ready once its index replayed the changelog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pmm_contracts.topics import REGISTER_PROFESSIONALS
+from pmm_register.adapters.search_index import SearchIndex
+from pmm_runtime.platform import Platform
+
+
+def follow_changelog(platform: Platform, index: SearchIndex) -> None:
+    """Feed ``index`` from the changelog for as long as the process runs; ``/readyz``
+    waits for its replay."""
+    bootstrap = platform.settings.kafka_bootstrap
+
+    async def search_index(stop: asyncio.Event) -> None:
+        await index.follow(bootstrap, REGISTER_PROFESSIONALS, stop)
+
+    async def search_index_ready() -> bool:
+        return index.ready
+
+    platform.background(search_index)
+    # The store's answer in the meantime is correct but slow on FerretDB.
+    platform.readiness("search_index", search_index_ready)
