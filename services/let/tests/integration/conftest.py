@@ -3,6 +3,7 @@ executives (one absent, with a deputy) and a chair, fed through the register's t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,12 +16,17 @@ from pmm_contracts import new_event
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events.cases import EscalationRequested
 from pmm_contracts.events.register import Availability, OrganisationState, ProfessionalState
-from pmm_contracts.topics import LOKET_CASES, REGISTER_ORGANISATIONS, REGISTER_PROFESSIONALS
+from pmm_contracts.topics import (
+    LET_ESCALATIONS,
+    LOKET_CASES,
+    REGISTER_ORGANISATIONS,
+    REGISTER_PROFESSIONALS,
+)
 from pmm_contracts.vocabulary import OrganisationKind, Role
 from pmm_let.app import create_app
 from pmm_let.settings import LetSettings
 from pmm_runtime.auth import LocalIssuer
-from pmm_runtime.testing import bearer, eventually
+from pmm_runtime.testing import bearer, eventually, read_topic
 from pmm_runtime.testing import publish_events as publish
 
 REGISTER = "urn:nld:oin:00000001234567890000:systeem:register"
@@ -71,6 +77,18 @@ class World:
         )
         await publish(self.bootstrap, LOKET_CASES, new_event(data, subject=case_id, source=LOKET))
         return request_id, case_id
+
+    async def published(self, escalation_id: str, timeout_s: float = 4) -> list[dict[str, Any]]:
+        """The events of one escalation on its topic, once each by event id: every LET
+        process on the shared broker (other tests' too) follows the whole case topic and
+        opens the same escalation with the same derived event id, as a consumer dedupes."""
+        records = await read_topic(
+            self.bootstrap, LET_ESCALATIONS, count=10**6, timeout_s=timeout_s
+        )
+        events = [
+            json.loads(r.value) for r in records if r.key == escalation_id.encode() and r.value
+        ]
+        return list({e["id"]: e for e in events}.values())
 
     async def escalation(self, escalation_id: str) -> dict[str, Any]:
         async def found() -> dict[str, Any] | None:

@@ -4,25 +4,14 @@ store; a replayed request opens nothing new."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
-from pmm_contracts.topics import LET_ESCALATIONS
 from pmm_let.domain.model import escalation_id_for
-from pmm_runtime.testing import read_topic
 
 pytestmark = pytest.mark.integration
-
-
-def mine(records: list[Any], escalation_id: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(r.value)
-        for r in records
-        if r.key == escalation_id.encode() and r.value is not None
-    ]
 
 
 async def test_from_the_loket_request_to_the_outcome_the_loket_receives(world: Any) -> None:
@@ -36,7 +25,7 @@ async def test_from_the_loket_request_to_the_outcome_the_loket_receives(world: A
 
     chair, c = w.chair_h(), w.client
     channels = (await c.get("/asyncapi.json")).json()["channels"]
-    assert {"pmm.let.escalations:publish", "let.cases:subscribe"} <= set(channels)
+    assert {"pmm.let.escalations:send", "pmm.loket.cases:receive"} <= set(channels)
     base = f"/escalations/{escalation_id}"
     r = await c.post(f"{base}/admissibility", headers=chair, json={"admitted": True})
     assert r.status_code == 200, r.text
@@ -79,8 +68,7 @@ async def test_from_the_loket_request_to_the_outcome_the_loket_receives(world: A
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "concluded"
 
-    records = await read_topic(w.bootstrap, LET_ESCALATIONS, count=1_000_000, timeout_s=6)
-    events = mine(records, escalation_id)
+    events = await w.published(escalation_id, timeout_s=6)
     types = [e["type"].rsplit(".", 1)[-1] for e in events]
     assert types == [
         "opened",
@@ -113,5 +101,4 @@ async def test_from_the_loket_request_to_the_outcome_the_loket_receives(world: A
     await w.escalation(escalation_id_for(f"req-{w.unique}-2"))
     again = await w.escalation(escalation_id)
     assert again["status"] == "concluded"
-    records = await read_topic(w.bootstrap, LET_ESCALATIONS, count=1_000_000, timeout_s=4)
-    assert len(mine(records, escalation_id)) == len(events)
+    assert len(await w.published(escalation_id)) == len(events)

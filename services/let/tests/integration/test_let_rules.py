@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -15,10 +14,10 @@ import pytest
 
 from pmm_contracts import new_event
 from pmm_contracts.events.cases import CaseAssigned
-from pmm_contracts.topics import LET_ESCALATIONS, LOKET_CASES
+from pmm_contracts.topics import LOKET_CASES
 from pmm_let.domain.model import escalation_id_for
 from pmm_let.service import usecases as uc
-from pmm_runtime.testing import bearer, read_topic
+from pmm_runtime.testing import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -164,9 +163,8 @@ async def test_access_errors_and_nothing_half_written(world: Any) -> None:
         ("escalation.admitted", f"pmm:{w.chair}"),
     ]
     assert (await c.get(f"{base}/audit", headers=w.executive_h(w.org_a))).status_code == 403
-    records = await read_topic(w.bootstrap, LET_ESCALATIONS, count=1_000_000, timeout_s=4)
-    mine = [r for r in records if r.key == escalation_id.encode()]
-    assert [json.loads(r.value)["type"].rsplit(".", 1)[-1] for r in mine] == [
+    mine = await w.published(escalation_id)
+    assert [e["type"].rsplit(".", 1)[-1] for e in mine] == [
         "opened",
         "admissibility_decided",
     ]
@@ -204,12 +202,8 @@ async def test_overdue_reminders_withdrawal_and_figures(world: Any) -> None:
     later = dataclasses.replace(deps, now=lambda: datetime.now(UTC) + timedelta(days=4))
     assert await uc.scan_overdue(later) == 1
     assert await uc.scan_overdue(later) == 0
-    records = await read_topic(w.bootstrap, LET_ESCALATIONS, count=1_000_000, timeout_s=4)
     reminders = [
-        json.loads(r.value)["data"]
-        for r in records
-        if r.key == escalation_id.encode()
-        and json.loads(r.value)["data"].get("status") == "overdue"
+        e["data"] for e in await w.published(escalation_id) if e["data"].get("status") == "overdue"
     ]
     assert [(x["agreement_id"], x["organisation"]) for x in reminders] == [(ids[0], w.org_a)]
 

@@ -33,6 +33,8 @@ from pmm_runtime.http import PageQuery
 from pmm_runtime.platform import Platform
 from pmm_runtime.readmodel import RegisterReadModel
 
+pytestmark = pytest.mark.integration  # the real store (no broker)
+
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 TODAY = NOW.date()
 CHAIR = Identity("chair-1", "pmm", frozenset({Role.LET_CHAIR.value}))
