@@ -25,7 +25,7 @@ from pmm_console.clients import SERVICES, ServiceClient, ServiceError, Services
 from pmm_console.context import Console, CsrfRefused, SignInRequired, context
 from pmm_console.session import COOKIE, Session, SessionCodec
 from pmm_console.settings import ConsoleSettings
-from pmm_console.views import auth, cases, register
+from pmm_console.views import auth, cases, let, register, signals
 from pmm_runtime.auth import LocalIssuer, TokenVerifier
 from pmm_runtime.http import install_health_routes
 from pmm_runtime.logging import configure_logging, get_logger
@@ -138,7 +138,7 @@ def create_app(
                 path="/",
             )
         for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+            response.headers.setdefault(name, value)  # a view may set a stricter one
         if response.headers.get("content-type", "").startswith("text/html"):
             response.headers["Cache-Control"] = "no-store"
             pages.labels(str(response.status_code)).inc()
@@ -204,6 +204,7 @@ def create_app(
         },
         lambda: generate_latest(metrics),
     )
-    for router in (auth.router(), cases.router(), register.router()):
+    routers = (auth, cases, register, signals, let)
+    for router in (module.router() for module in routers):
         app.include_router(router)
     return app

@@ -111,6 +111,23 @@ class ServiceClient:
             return None
         return response.json()
 
+    async def download(
+        self, path: str, token: str | None, params: Mapping[str, Any] | None = None
+    ) -> httpx.Response:
+        """A non-JSON answer (a CSV or HTML report) as the service sent it."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = await self._http.get(path, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise Unreachable(self.name, f"not reachable ({type(exc).__name__})") from exc
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text[:500] or response.reason_phrase}
+            raise ServiceError(self.name, response.status_code, problem)
+        return response
+
     async def get(
         self, path: str, token: str | None, params: Mapping[str, Any] | None = None
     ) -> Any:

@@ -78,6 +78,44 @@ AUDIT_ACTION = {
     "case.anonymised": "Geanonimiseerd",
 }
 
+SIGNAL_STATUS = {"open": "Open", "closed": "Afgerond", "merged": "Samengevoegd"}
+ASSIGNMENT_STATUS = {
+    "assigned": "Belegd, nog geen antwoord",
+    "received": "Ontvangen",
+    "in_progress": "In behandeling",
+    "measure_taken": "Maatregel genomen",
+    "no_action": "Geen actie",
+    "forwarded": "Doorgestuurd",
+    "withdrawn": "Ingetrokken",
+}
+RESPONSE_STATUS = {k: v for k, v in ASSIGNMENT_STATUS.items() if k not in ("assigned", "withdrawn")}
+
+ESCALATION_STATUS = {
+    "requested": "Aangevraagd",
+    "admitted": "Ontvankelijk",
+    "refused": "Niet ontvankelijk",
+    "scheduled": "Sessie gepland",
+    "held": "Sessie gehouden",
+    "concluded": "Afgerond",
+    "withdrawn": "Ingetrokken",
+}
+ESCALATION_OUTCOME = {
+    "breakthrough": "Doorbraak",
+    "partial": "Gedeeltelijke doorbraak",
+    "none": "Geen doorbraak",
+}
+AGREEMENT_STATUS = {"open": "Open", "overdue": "Over de termijn", "done": "Uitgevoerd"}
+
+# The LET answers an escalation without its allowed next steps, so this table (a display
+# hint, like STEADY_ACTIONS; the LET decides and its 409 is shown) names the forms per status,
+# after the LET's workflow table (services/let: ALLOWED_TRANSITIONS).
+ESCALATION_ACTIONS: dict[str, list[str]] = {
+    "requested": ["admissibility", "withdraw"],
+    "admitted": ["schedule", "withdraw"],
+    "scheduled": ["attendance", "withdraw"],
+    "held": ["agreement", "outcome"],
+}
+
 LIFE_DOMAINS = LifeDomain.labels()
 BOTTLENECK_TYPES = BottleneckType.labels()
 BOTTLENECK_SUBTYPES = BottleneckSubtype.labels()

@@ -39,6 +39,7 @@ class World:
 
     register: httpx.AsyncClient
     loket: httpx.AsyncClient
+    register_app: FastAPI
     loket_app: FastAPI
     console_app: FastAPI
     municipality: str
@@ -47,6 +48,17 @@ class World:
     professional: str
     ambassador: str  # UWV's maatwerk professional, who answers consultations
     unique: str
+
+    def with_services(self, **apps: FastAPI) -> None:
+        """Rebuild the console so that it also reaches these in-process services."""
+        transports = {
+            "register": httpx.ASGITransport(app=self.register_app),
+            "loket": httpx.ASGITransport(app=self.loket_app),
+            **{name: httpx.ASGITransport(app=app) for name, app in apps.items()},
+        }
+        self.console_app = create_console(
+            self.console_app.state.console.settings, transports=transports
+        )
 
     def browser(self) -> httpx.AsyncClient:
         """A fresh 'browser': its own cookie jar, talking to the console."""
@@ -161,6 +173,7 @@ async def world(
     return World(
         register=register,
         loket=loket,
+        register_app=register_app,
         loket_app=loket_app,
         console_app=console_app,
         municipality=municipality,

@@ -1,0 +1,112 @@
+"""Systeemleren: the signals assigned to my organisation, answered from the page (the same
+answer as on the organisation's response topic), and the yearly report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import RedirectResponse, Response
+
+from pmm_console.clients import ServiceError
+from pmm_console.context import UserCtx, errors_for_fields
+from pmm_console.views.cases import names, organisations
+
+PAGE_SIZE = 25
+REPORT_FORMATS = {"html": "text/html", "csv": "text/csv", "json": "application/json"}
+# The report's own page comes from signalen; shown in the console's origin it may style
+# itself but run nothing and load nothing.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+
+
+def router() -> Any:
+    web = APIRouter()
+
+    @web.get("/signals")
+    async def signals(ctx: UserCtx, status: str = "", page: int = 1) -> Response:
+        who = ctx.who
+        params = {"status": status}
+        if not who.has_any("pmm_staff", "case_director"):
+            params["organisation"] = who.organisation
+        result = await ctx.services.signalen.page(
+            "/signals", ctx.token, params, page=max(page, 1), page_size=PAGE_SIZE
+        )
+        orgs, _ = await organisations(ctx)
+        return ctx.render("signals.html", result=result, status=status, org_names=names(orgs))
+
+    async def signal_page(
+        ctx: UserCtx,
+        signal_id: str,
+        status_code: int = 200,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, list[str]] | None = None,
+    ) -> Response:
+        signal = await ctx.services.signalen.get(f"/signals/{signal_id}", ctx.token)
+        orgs, _ = await organisations(ctx)
+        mine = [
+            a
+            for a in signal.get("assignments", [])
+            if a.get("organisation") == ctx.who.organisation
+        ]
+        return ctx.render(
+            "signal.html",
+            status_code,
+            signal=signal,
+            mine=mine,
+            organisations=orgs,
+            org_names=names(orgs),
+            values=values or {},
+            errors=errors or {},
+        )
+
+    @web.get("/signals/{signal_id}")
+    async def signal(signal_id: str, ctx: UserCtx) -> Response:
+        return await signal_page(ctx, signal_id)
+
+    @web.post("/signals/{signal_id}/respond")
+    async def respond(signal_id: str, ctx: UserCtx) -> Response:
+        form = await ctx.form()
+        body = {
+            k: v.strip()
+            for k in ("status", "explanation", "forward_to")
+            if isinstance(v := form.get(k), str) and v.strip()
+        }
+        try:
+            await ctx.services.signalen.post(f"/signals/{signal_id}/responses", ctx.token, body)
+        except ServiceError as exc:
+            if exc.status not in (403, 409, 422):
+                raise
+            errors = errors_for_fields(exc.field_errors(), ("status", "explanation", "forward_to"))
+            if exc.status != 422 or not exc.field_errors():
+                errors.setdefault("_form", []).append(exc.detail)
+            return await signal_page(ctx, signal_id, exc.status, dict(form), errors)
+        ctx.session.say("Uw opvolging is vastgelegd bij Systeemleren.")
+        return RedirectResponse(f"/signals/{signal_id}", status_code=303)
+
+    @web.get("/report")
+    async def report(ctx: UserCtx, year: int | None = None) -> Response:
+        current = datetime.now(UTC).year
+        return ctx.render(
+            "report.html", year=year or current, years=list(range(current, current - 6, -1))
+        )
+
+    @web.get("/report/{year}.{fmt}")
+    async def report_file(year: int, fmt: str, ctx: UserCtx) -> Response:
+        if fmt not in REPORT_FORMATS:
+            return ctx.render("error.html", 404, title="Niet gevonden", message=fmt)
+        answer = await ctx.services.signalen.download(
+            f"/reports/{year}", ctx.token, {"format": fmt}
+        )
+        headers = {"Content-Security-Policy": REPORT_CSP}
+        if fmt != "html":
+            headers["Content-Disposition"] = (
+                f'attachment; filename="jaarrapportage-systeemleren-{year}.{fmt}"'
+            )
+        return Response(
+            answer.content,
+            media_type=answer.headers.get("content-type", REPORT_FORMATS[fmt]),
+            headers=headers,
+        )
+
+    return web
