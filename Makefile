@@ -62,7 +62,7 @@ reset: stop ## stop, then delete the local broker's and store's data (keeps the 
 	@echo "reset: local Kafka and store data deleted; the next make run starts empty"
 
 test: install infra keys chromium ## run every test against the real broker and store
-	@"$(UV)" run --no-sync pytest
+	@"$(UV)" run --no-sync pytest $(ARGS)
 
 # The console's browser tests drive Debian's chromium (Playwright, no browser download).
 chromium: ## install chromium for the console's browser tests (apt, once)
