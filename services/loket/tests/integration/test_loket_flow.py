@@ -156,6 +156,11 @@ async def test_a_case_from_submission_to_evaluation_end_to_end(
     ambassador = bearer(issuer, loket.uwv, "ambassador", subject=f"uwv-amb-{unique}")
     (asked,) = (await client.get("/consultations", headers=ambassador)).json()
     assert asked["question"] == "can the benefit restart?"
+    # enough to call the regievoerder back: the case number, the due date, who asked
+    assert asked["case_number"].startswith("LMM-")
+    assert asked["due"]
+    assert asked["asked_by"]
+    assert "household" not in asked
     assert (await client.get(f"/cases/{case_id}", headers=ambassador)).status_code == 404
     answered = await client.post(
         f"/cases/{asked['case_id']}/consultations/{asked['consultation_id']}/answer",

@@ -580,6 +580,8 @@ async def test_the_consulted_organisation_answers_its_own_question(deps: uc.Deps
     szw = Identity("szw-amb", "szw", frozenset({Role.AMBASSADOR.value}))
     ((found, consultation),) = await uc.consultations_for(deps, uwv)
     assert (found.id, consultation.id, consultation.question) == (case_id, asked, "restart?")
+    assert consultation.asked_by == REGIE.actor  # so the organisation can call back
+    assert found.number.startswith("LMM-")
     assert await uc.consultations_for(deps, szw) == []
     with pytest.raises(Forbidden):
         await uc.consultations_for(deps, REGIE)

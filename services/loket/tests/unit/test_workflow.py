@@ -98,7 +98,7 @@ COMMANDS: dict[Status, dict[str, Callable[[Case], list[object]]]] = {
     Status.DECLINED: {"triage": lambda c: list(c.triage(False, DeclineReason.DUPLICATE, NOW, 8))},
     Status.IN_PROGRESS: {
         "assign": lambda c: list(c.assign("d2")),
-        "resume": lambda c: list(c.resume()),
+        "resume": lambda c: list(c.resume(NOW.date())),
         "reopen": lambda c: list(c.reopen("new facts")),
         "LET concluded": _conclude,
     },
@@ -251,7 +251,7 @@ def test_suspend_needs_a_future_resume_date_and_resume_clears_it() -> None:
     assert isinstance(event, ev.CaseStatusChanged)
     assert event.reason == "suspended"  # what was typed stays in the case file
     assert c.on_hold["reason"] == "waiting for court"
-    c.resume("court decided")
+    c.resume(NOW.date(), "court decided")
     assert c.status == Status.IN_PROGRESS
     assert c.on_hold is None
 
@@ -361,7 +361,13 @@ def test_dutch_working_days_skip_weekends_and_public_holidays() -> None:
     assert days.add(date(2026, 11, 20), 5) == date(2026, 11, 27)  # Fri + 5 = next Fri
     assert days.add(date(2026, 12, 23), 3) == date(2026, 12, 29)  # over Christmas
     assert days.add(date(2026, 4, 24), 2) == date(2026, 4, 29)  # over King's Day (Mon 27th)
-    assert days.add(date(2027, 3, 25), 1) == date(2027, 3, 30)  # Good Friday, Easter Monday
+    # Easter 2027: Good Friday (26 March) is a working day under the Algemene termijnenwet;
+    # Easter Monday is not
+    assert days.is_working_day(date(2027, 3, 26))
+    assert days.add(date(2027, 3, 25), 1) == date(2027, 3, 26)
+    assert days.add(date(2027, 3, 26), 1) == date(2027, 3, 30)
+    assert not days.is_working_day(date(2027, 5, 5))  # Liberation Day
+    assert days.add(date(2027, 5, 4), 1) == date(2027, 5, 7)  # 5 May, then Ascension Day
     assert days.add(date(2027, 5, 5), 1) == date(2027, 5, 7)  # Ascension Day
     assert not days.is_working_day(date(2027, 5, 17))  # Whit Monday
 
@@ -449,3 +455,15 @@ def test_the_due_date_index_names_the_first_day_a_warning_is_due() -> None:
     late.deadline_warnings(date(2027, 2, 1), 2)  # first seen when overdue: the near is skipped
     assert late.next_warning_on(2) is None
     assert case(Status.DECLINED).next_warning_on(2) is None
+
+
+def test_the_case_clock_stands_still_while_on_hold_over_a_weekend_and_a_holiday() -> None:
+    c = case(Status.IN_PROGRESS)
+    assert c.case_due == date(2027, 1, 18)
+    c.suspend("waits for the court", date(2027, 3, 30), date(2027, 3, 25))  # Thursday
+    c.resume(date(2027, 3, 30))  # Tuesday, after Good Friday, Easter and Easter Monday
+    assert c.paused_days == 5
+    assert c.case_due == date(2027, 1, 23)  # the term moves on by the days on hold
+    c.suspend("again", date(2027, 4, 2), date(2027, 4, 1))
+    c.resume(date(2027, 4, 1))  # the same day: nothing paused
+    assert c.paused_days == 5

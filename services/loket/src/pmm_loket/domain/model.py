@@ -71,14 +71,30 @@ class ForbiddenTransition(errors.NotInState):
 # Working days ------------------------------------------------------------------------------
 
 
+NOT_A_DAY_OFF = frozenset({"Good Friday"})
+"""In the ``holidays`` NL public calendar but not a day off under the Algemene termijnenwet
+(art. 3), which government deadlines follow."""
+
+
 class WorkingDays:
-    """Dutch working days: Monday to Friday, not on a public holiday (``holidays`` NL)."""
+    """Dutch working days for legal terms (Algemene termijnenwet): Monday to Friday, not on
+    New Year's Day, Easter and Whit Monday, Ascension Day, Christmas, King's Day or
+    Liberation Day (5 May, in the library's optional category). Good Friday is a working
+    day for most government bodies."""
 
     def __init__(self) -> None:
-        self._holidays = holidays.country_holidays("NL")
+        calendar = holidays.country_holidays("NL", categories=("public", "optional"))
+        self._holidays = {day for day, name in calendar.items() if name not in NOT_A_DAY_OFF}
+        self._calendar = calendar
+
+    def _days_off(self, day: date) -> bool:
+        if day.year not in self._calendar.years:
+            self._calendar.get(day)  # loads that year
+            self._holidays |= {d for d, name in self._calendar.items() if name not in NOT_A_DAY_OFF}
+        return day in self._holidays
 
     def is_working_day(self, day: date) -> bool:
-        return day.weekday() < 5 and day not in self._holidays
+        return day.weekday() < 5 and not self._days_off(day)
 
     def add(self, start: date, days: int) -> date:
         current = start
@@ -94,6 +110,16 @@ BOOKING_STATUS = {"payment": "paid", "guarantee_called": "paid", "recovery": "re
 """The overbrugging status a money movement shows in the case file (received, approved,
 paid, determined, recovering, then closed as recovered, released or written off)."""
 FINAL_BRIDGING = frozenset({"recovered", "released", "written_off", "rejected"})
+_BRIDGING_ORDER = ("requested", "received", "approved", "paid", "determined", "recovering")
+
+
+def _bridging_rank(status: str | None) -> int:
+    """Where an overbrugging status stands: a status never moves back (final ones last)."""
+    if status is None:
+        return -1
+    if status in FINAL_BRIDGING:
+        return len(_BRIDGING_ORDER)
+    return _BRIDGING_ORDER.index(status) if status in _BRIDGING_ORDER else 0
 
 
 def case_number(year: int, sequence: int) -> str:
@@ -164,6 +190,7 @@ class Consultation:
     due: date
     professional_id: str | None = None
     deputy_for: str | None = None
+    asked_by: str | None = None  # the regievoerder who asked (actor), to call back
     answer: str | None = None
     answered_on: date | None = None
     result: str | None = None  # punctuality once answered
@@ -214,6 +241,7 @@ class Case:
     warnings_sent: list[str] = field(default_factory=list)
     reopen_reason: str | None = None
     anonymised_at: datetime | None = None
+    paused_days: int = 0  # calendar days on hold: the case clock stood still
     version: int = 1
 
     def _move(self, wanted: Status, reason: str | None = None) -> ev.CaseStatusChanged:
@@ -339,11 +367,26 @@ class Case:
         if expected_resume <= today:
             raise RuleViolation("expected_resume", "the expected resume date lies in the future")
         event = self._move(Status.ON_HOLD, "suspended")
-        self.on_hold = {"reason": reason, "expected_resume": expected_resume.isoformat()}
+        self.on_hold = {
+            "reason": reason,
+            "expected_resume": expected_resume.isoformat(),
+            "since": today.isoformat(),
+        }
         return [event]
 
-    def resume(self, reason: str | None = None) -> list[EventData]:
+    def resume(self, today: date, reason: str | None = None) -> list[EventData]:
+        """Back in progress. The case clock stood still while on hold: the 8-week term (and
+        its late limit) moves on by the calendar days the case was suspended, so the
+        punctuality figures leave that time out."""
+        since = (self.on_hold or {}).get("since")
         event = self._move(Status.IN_PROGRESS, "resumed")
+        if since is not None:
+            paused = max((today - date.fromisoformat(since)).days, 0)
+            self.paused_days += paused
+            if self.case_due is not None:
+                self.case_due += timedelta(days=paused)
+            if self.case_limit is not None:
+                self.case_limit += timedelta(days=paused)
         self.on_hold = None
         return [event]
 
@@ -446,6 +489,8 @@ class Case:
         )
         if item is None:
             return []  # not an application of this case's requests
+        if _bridging_rank(detail.get("status")) < _bridging_rank(item.get("status")):
+            detail = {k: v for k, v in detail.items() if k != "status"}  # a late redelivery
         item.update(detail, application_id=application_id)
         if booking is not None:
             kind, cents = booking

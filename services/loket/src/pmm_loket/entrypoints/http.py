@@ -46,6 +46,8 @@ class ConsultationView(BaseModel):
     requested_on: str
     due: str
     answered_on: str | None
+    asked_by: str | None
+    case_director_id: str | None
 
 
 def deps(request: Request) -> uc.Deps:
@@ -91,6 +93,8 @@ def consultation_view(case: Case, consultation: Consultation) -> ConsultationVie
             "answered_on": consultation.answered_on.isoformat()
             if consultation.answered_on
             else None,
+            "asked_by": consultation.asked_by,
+            "case_director_id": case.case_director_id,
         }
     )
 

@@ -270,6 +270,7 @@ async def request_consultation(
         due=cmd.due or deps.working_days.add(today, deps.consultation_days),
         professional_id=professional_id,
         deputy_for=deputy_for,
+        asked_by=who.actor,
     )
     return await _change(
         deps,
@@ -343,7 +344,7 @@ async def resume(deps: Deps, who: Identity, case_id: str, cmd: c.Resume) -> Case
         who,
         case_id,
         "case.resumed",
-        lambda case: case.resume(cmd.reason),
+        lambda case: case.resume(deps.today(), cmd.reason),
         reason=cmd.reason,
     )
 
