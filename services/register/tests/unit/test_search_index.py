@@ -112,3 +112,14 @@ async def test_a_replica_is_not_ready_before_its_index() -> None:
     assert await checks["search_index"]() is False
     app.state.deps.professionals.index.ready = True
     assert await checks["search_index"]() is True
+
+
+def test_the_asyncapi_document_lists_what_the_index_consumes() -> None:
+    app = create_app(RegisterSettings(jwt_public_key=generate_key_pair()[1]))
+    document = app.state.platform.asyncapi(title="register", description="-")
+    received = {
+        channel["address"]: set(channel["messages"])
+        for channel_id, channel in document["channels"].items()
+        if document["operations"][channel_id]["action"] == "receive"
+    }
+    assert received == {"pmm.register.professionals": {"nl.maatwerk.register.professional.state"}}

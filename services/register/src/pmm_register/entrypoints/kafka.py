@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from pmm_contracts.events.register import ProfessionalState
 from pmm_contracts.topics import REGISTER_PROFESSIONALS
 from pmm_register.adapters.search_index import SearchIndex
 from pmm_runtime.platform import Platform
@@ -27,5 +28,14 @@ def follow_changelog(platform: Platform, index: SearchIndex) -> None:
         return index.ready
 
     platform.background(search_index)
+    # In the AsyncAPI document as consumed; no consumer group and no dead letters (an
+    # undecodable record is the register's own and is skipped by the index).
+    platform.catalogue.add(
+        REGISTER_PROFESSIONALS,
+        "receive",
+        events=[ProfessionalState],
+        description="Each replica's search index replays and follows the changelog "
+        "(no consumer group, nothing committed)",
+    )
     # The store's answer in the meantime is correct but slow on FerretDB.
     platform.readiness("search_index", search_index_ready)
