@@ -37,12 +37,13 @@ import signal as os_signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from pmm_contracts.connection import Connection
 from pmm_contracts.envelope import (
     CONTENT_TYPE,
     CloudEvent,
@@ -69,39 +70,17 @@ INCOMING: dict[str, type[EventData]] = {
 }
 PLACEHOLDER_OIN = "00000000000000000000"
 
+__all__ = ["Connection", "SignalConsumer", "default_group", "handler_from", "publish_answer"]
+
+
+def default_group(org: str) -> str:
+    """The organisation's consumer group; its ACLs allow every group with this prefix."""
+    return f"{org}.pmm-signals"
+
+
 Answer = SignalResponse | Mapping[str, Any]
 HandlerResult = Answer | Iterable[Answer] | None
 Handler = Callable[[CloudEvent[Any]], HandlerResult | Awaitable[HandlerResult]]
-
-
-@dataclass(frozen=True)
-class Connection:
-    """How to reach the broker: bootstrap servers and the organisation's own credentials."""
-
-    bootstrap: str = "127.0.0.1:9092"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = None
-    ssl_cafile: str | None = None
-    client_id: str | None = None
-
-    def kwargs(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap,
-            "security_protocol": self.security_protocol,
-        }
-        if self.client_id:
-            options["client_id"] = self.client_id
-        if self.sasl_mechanism:
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = self.sasl_password
-        if self.ssl_cafile or self.security_protocol in ("SSL", "SASL_SSL"):
-            import ssl
-
-            options["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
-        return options
 
 
 def answer_event(
@@ -217,7 +196,12 @@ class SignalConsumer:
     def __post_init__(self) -> None:
         self.topic = signals_assigned_topic(self.org)
         self.responses_topic = signals_responses_topic(self.org)
-        self.group = self.group_id or f"{self.org}.pmm-signals"
+        self.group = self.group_id or default_group(self.org)
+        if self.connection.uses_sasl and not self.group.startswith(default_group(self.org)):
+            raise ValueError(
+                f"the broker lets {self.org} use only consumer groups that begin with "
+                f"{default_group(self.org)!r}, not {self.group!r}"
+            )
         self.source = source_urn(self.oin, self.system)
         self._stop = asyncio.Event()
 
@@ -336,7 +320,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("command", nargs="?", choices=["run", "answer"], default="run")
     env = os.environ.get
     parser.add_argument("--org", default=env("PMM_ORG"), help="your organisation code")
-    parser.add_argument("--bootstrap", default=env("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    parser.add_argument("--bootstrap", default=env("PMM_KAFKA_BOOTSTRAP"))
     parser.add_argument("--group", default=env("PMM_CONSUMER_GROUP"), help="consumer group id")
     parser.add_argument(
         "--handler",
@@ -344,7 +328,13 @@ def _parser() -> argparse.ArgumentParser:
         help="module:function, an http(s) webhook URL, or file:PATH.jsonl",
     )
     parser.add_argument("--oin", default=env("PMM_OIN", PLACEHOLDER_OIN), help="your OIN")
-    parser.add_argument("--security-protocol", default=env("PMM_KAFKA_SECURITY", "PLAINTEXT"))
+    parser.add_argument(
+        "--properties",
+        default=env("PMM_KAFKA_CLIENT_PROPERTIES"),
+        help="client.properties from PMM (bootstrap.servers, security.protocol, sasl.*, "
+        "ssl.ca.location): kcat's format; the other connection options override it",
+    )
+    parser.add_argument("--security-protocol", default=env("PMM_KAFKA_SECURITY"))
     parser.add_argument("--sasl-mechanism", default=env("PMM_KAFKA_SASL_MECHANISM"))
     parser.add_argument("--sasl-username", default=env("PMM_KAFKA_SASL_USERNAME"))
     parser.add_argument(
@@ -361,21 +351,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def connection_from_args(args: argparse.Namespace) -> Connection:
+    """The connection of the command line: a properties file, then the single options."""
+    base = Connection.from_properties(args.properties) if args.properties else Connection()
+    overrides = {
+        "bootstrap": args.bootstrap,
+        "security_protocol": args.security_protocol,
+        "sasl_mechanism": args.sasl_mechanism,
+        "sasl_username": args.sasl_username,
+        "sasl_password": args.sasl_password,
+        "ssl_cafile": args.ssl_cafile,
+    }
+    values = {key: value for key, value in overrides.items() if value}
+    if args.security_protocol is None and args.sasl_username and not args.properties:
+        values["security_protocol"] = "SASL_SSL" if args.ssl_cafile else "SASL_PLAINTEXT"
+    return replace(base, **values, client_id=f"{args.org}-pmm-signals")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not args.org:
         print("--org (or PMM_ORG) is required", file=sys.stderr)
         return 2
-    connection = Connection(
-        bootstrap=args.bootstrap,
-        security_protocol=args.security_protocol,
-        sasl_mechanism=args.sasl_mechanism,
-        sasl_username=args.sasl_username,
-        sasl_password=args.sasl_password,
-        ssl_cafile=args.ssl_cafile,
-        client_id=f"{args.org}-pmm-signals",
-    )
+    connection = connection_from_args(args)
     if args.command == "answer":
         if not (args.signal and args.status):
             print("answer needs --signal and --status", file=sys.stderr)

@@ -26,8 +26,10 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 
+from pmm_contracts.connection import Connection, local_connection
 from pmm_contracts.envelope import CloudEvent, EventData, EventDecodeError, decode_event
 from pmm_contracts.topics import dead_letter_topic
+from pmm_runtime import kafka_security
 from pmm_runtime.logging import get_logger
 from pmm_runtime.metrics import Metrics
 from pmm_runtime.settings import ServiceSettings
@@ -82,8 +84,10 @@ class PermanentError(Exception):
 
 
 def create_broker(settings: ServiceSettings, *, client_id: str | None = None) -> KafkaBroker:
+    conn = kafka_security.connection(settings)
     return KafkaBroker(
-        settings.kafka_bootstrap,
+        conn.bootstrap,
+        security=kafka_security.faststream_security(conn),
         client_id=client_id or f"pmm-{settings.service_name}",
         acks="all",
         enable_idempotence=True,
@@ -195,7 +199,7 @@ def subscribe_events(
         structlog.contextvars.bind_contextvars(
             topic=topic, partition=record.partition, offset=record.offset, subject=key
         )
-        if not record.value:
+        if record.value is None:  # only a null value is a tombstone; b"" is dead-lettered
             if on_tombstone is not None and key is not None:
                 await on_tombstone(key)
             return
@@ -249,18 +253,21 @@ class TombstonePublisher:
     started on first use. The relay awaits each send, so order per key is kept.
     """
 
-    def __init__(self, bootstrap: str, client_id: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, bootstrap: str | Connection, client_id: str) -> None:
+        # A bare bootstrap string: the local broker's admin credentials when it is secured
+        # (tests, tools); a service passes its own ``kafka_security.connection(settings)``.
+        self._connection = (
+            bootstrap if isinstance(bootstrap, Connection) else local_connection(bootstrap)
+        )
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
 
     async def publish(self, topic: str, key: bytes) -> None:
         if self._producer is None:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
+                **self._connection.with_client_id(self._client_id + "-tombstones").kwargs(),
                 acks="all",
                 enable_idempotence=True,
-                client_id=self._client_id + "-tombstones",
             )
             await producer.start()
             self._producer = producer

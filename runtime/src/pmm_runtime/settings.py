@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_OIN = "00000001234567890000"
@@ -23,6 +23,28 @@ class ServiceSettings(BaseSettings):
         description="OIN of the operating organisation (CloudEvents source)",
     )
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str | None = Field(
+        default=None,
+        pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+        description="default: from kafka_client_properties, else SASL_PLAINTEXT (SASL_SSL with "
+        "a CA file) when a username is set, else the local broker's credentials file of this "
+        "service when there is one, else PLAINTEXT (pmm_runtime.kafka_security)",
+    )
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ca_file: Path | None = Field(default=None, description="CA of the broker's TLS listener")
+    kafka_client_properties: Path | None = Field(
+        default=None,
+        description="client.properties (librdkafka/kcat format) with security.protocol, "
+        "sasl.* and ssl.ca.location; kafka_bootstrap still names the broker",
+    )
+    kafka_credentials_dir: Path = Field(
+        default=Path(".local/kafka/credentials"),
+        description="where the local broker keeps <principal>.properties (deploy/local)",
+    )
+    kafka_replication_factor: int = Field(default=1, ge=1, description="for topics we create")
+    kafka_min_insync_replicas: int = Field(default=1, ge=1, description="for topics we create")
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = Field(default="", description="defaults to pmm_<service_name>")
     http_host: str = "127.0.0.1"
