@@ -7,7 +7,7 @@ strings; the store's ``_version`` is the entry's version on the changelog.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -16,19 +16,22 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from pmm_contracts.envelope import EventData
-from pmm_contracts.events.register import Availability, Commitment, VerificationRequested
+from pmm_contracts.events.register import (
+    OrganisationState,
+    ProfessionalState,
+    VerificationRequested,
+)
 from pmm_contracts.topics import (
     REGISTER_ORGANISATIONS,
     REGISTER_PROFESSIONALS,
     REGISTER_VERIFICATIONS,
 )
-from pmm_contracts.vocabulary import LifeDomain, OrganisationKind, Role
 from pmm_register.adapters.search_index import Filters, SearchIndex
 from pmm_register.domain.model import DuplicateEmail, Organisation, Professional
 from pmm_runtime.changes import Aggregates
 from pmm_runtime.errors import NoSuchAggregate
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import AUDIT, VERSION, AggregateStore, Pending, Tombstone, audit_entry
+from pmm_runtime.outbox import AUDIT, VERSION, AggregateStore, Tombstone, audit_entry
 
 ERASED_FIELDS: Document = {
     "name": None,
@@ -42,10 +45,6 @@ ERASED_FIELDS: Document = {
 """What a removal (leaving, AVG erasure) blanks out of the document."""
 
 
-def _date(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
-
-
 class Organisations(Aggregates[Organisation]):
     name = "organisation"
 
@@ -57,21 +56,11 @@ class Organisations(Aggregates[Organisation]):
         return {**state, "history": aggregate.history}
 
     def load(self, document: Mapping[str, Any]) -> Organisation:
-        return Organisation(
-            code=document["_id"],
-            name=document["name"],
-            kind=OrganisationKind(document["kind"]),
-            region=document.get("region"),
-            joined_on=_date(document.get("joined_on")),
-            left_on=_date(document.get("left_on")),
-            commitment=(
-                Commitment.model_validate(document["commitment"])
-                if document.get("commitment")
-                else None
-            ),
-            history=list(document.get("history", [])),
-            version=document[VERSION],
+        state = OrganisationState.model_validate(
+            {**document, "code": document["_id"], "version": document[VERSION]}
         )
+        fields = {n: getattr(state, n) for n in type(state).model_fields if n != "is_member"}
+        return Organisation(**fields, history=list(document.get("history", [])))
 
     async def page(self, *, skip: int, limit: int) -> tuple[int, list[Organisation]]:
         """One page of every organisation, by code (a small collection)."""
@@ -84,14 +73,8 @@ class ProfessionalStore(AggregateStore):
     """The professionals' collection, whose unique ``email_key`` index makes a second entry
     with the same address a ``DuplicateEmail`` (409), on creation and on change alike."""
 
-    async def create(
-        self,
-        aggregate_id: str,
-        state: Mapping[str, Any],
-        events: Sequence[Pending] = (),
-        **options: Any,
-    ) -> bool:
-        if await super().create(aggregate_id, state, events, **options):
+    async def create(self, aggregate_id: str, state: Mapping[str, Any], *a: Any, **k: Any) -> bool:
+        if await super().create(aggregate_id, state, *a, **k):
             return True
         if await self.get(aggregate_id) is None:  # refused, but not for its id: the address
             raise DuplicateEmail(str(state.get("email")))
@@ -101,19 +84,10 @@ class ProfessionalStore(AggregateStore):
         try:
             return await super().update(aggregate_id, **options)
         except OperationFailure as exc:
-            if not _unique_email_violation(exc):
+            # MongoDB says E11000; FerretDB 1.x says InternalError naming the SQLite index.
+            if not isinstance(exc, DuplicateKeyError) and "UNIQUE constraint" not in str(exc):
                 raise
-            email = (options.get("set_fields") or {}).get("email")
-            raise DuplicateEmail(str(email)) from exc
-
-
-def _unique_email_violation(exc: OperationFailure) -> bool:
-    """MongoDB says E11000 (``DuplicateKeyError``); FerretDB 1.x answers a unique index
-    violation in ``findAndModify`` with InternalError (code 1) naming the SQLite index."""
-    if isinstance(exc, DuplicateKeyError):
-        return True
-    text = str(exc)
-    return "UNIQUE constraint failed" in text and "email_key" in text
+            raise DuplicateEmail(str(options["set_fields"].get("email"))) from exc
 
 
 class Professionals(Aggregates[Professional]):
@@ -152,22 +126,8 @@ class Professionals(Aggregates[Professional]):
     def load(self, document: Mapping[str, Any]) -> Professional:
         if document.get("removed"):  # the change loop never touches a removed entry
             raise NoSuchAggregate(f"no professional {document['_id']!r} in the register")
-        return Professional(
-            id=document["_id"],
-            organisation=document["organisation"],
-            name=document["name"],
-            email=document["email"],
-            roles=tuple(Role(r) for r in document["roles"]),
-            last_verified_on=date.fromisoformat(document["last_verified_on"]),
-            function=document.get("function"),
-            life_domains=tuple(LifeDomain(d) for d in document.get("life_domains", [])),
-            tags=tuple(document.get("tags", [])),
-            phone=document.get("phone"),
-            urgent_phone=document.get("urgent_phone"),
-            availability=Availability.model_validate(document.get("availability") or {}),
-            stale=document.get("stale", False),
-            version=document[VERSION],
-        )
+        state = {**document, "id": document["_id"], "version": document[VERSION]}
+        return Professional.from_state(ProfessionalState.model_validate(state))
 
     async def get(self, aggregate_id: str) -> Professional | None:
         # By _id alone: FerretDB pushes only a bare _id filter down to its SQLite index.

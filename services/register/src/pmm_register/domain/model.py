@@ -8,6 +8,7 @@ are the runtime's (``pmm_runtime.errors``), so each carries its HTTP status and 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
@@ -67,16 +68,6 @@ class UnknownOrganisation(RuleViolation):
         super().__init__("organisation", f"unknown organisation {code!r}")
 
 
-class NotAMember(RuleViolation):
-    def __init__(self, detail: str) -> None:
-        super().__init__("organisation", detail)
-
-
-class RoleNotAllowed(RuleViolation):
-    def __init__(self, detail: str) -> None:
-        super().__init__("roles", detail)
-
-
 class DuplicateEmail(Conflict):
     """Another entry has this e-mail address (the store's unique index says so)."""
 
@@ -118,16 +109,18 @@ class Organisation:
     def is_member(self) -> bool:
         return self.membership is Membership.MEMBER
 
-    def _move(self, to: Membership, action: str) -> None:
+    def _require(self, action: str, statuses: Iterable[Membership]) -> None:
         current = self.membership
-        allowed = MEMBERSHIP_TRANSITIONS[current]
-        if to not in allowed:
+        if current not in statuses:
             raise NotInState(
                 f"{self.code} cannot {action}: it is {current.value}",
                 current_status=current.value,
-                allowed=[s.value for s in allowed],
-                required_status=[s.value for s, nxt in MEMBERSHIP_TRANSITIONS.items() if to in nxt],
+                allowed=[s.value for s in MEMBERSHIP_TRANSITIONS[current]],
+                required_status=[s.value for s in statuses],
             )
+
+    def _move(self, to: Membership, action: str) -> None:
+        self._require(action, [s for s, moves in MEMBERSHIP_TRANSITIONS.items() if to in moves])
 
     def join(self, on: date) -> None:
         self._move(Membership.MEMBER, "join")
@@ -135,13 +128,7 @@ class Organisation:
         self.history.append({"event": "joined", "on": on.isoformat()})
 
     def commit(self, commitment: Commitment) -> None:
-        if not self.is_member:
-            raise NotInState(
-                f"{self.code} must join before it commits administratively",
-                current_status=self.membership.value,
-                allowed=[s.value for s in MEMBERSHIP_TRANSITIONS[self.membership]],
-                required_status=[Membership.MEMBER.value],
-            )
+        self._require("commit administratively before it joined", [Membership.MEMBER])
         self.commitment = commitment
         self.history.append(
             {
@@ -205,19 +192,22 @@ class Professional:
     def register(cls, organisation: Organisation, **fields: Any) -> Professional:
         """A new entry: only for a member organisation, with roles that fit it."""
         if not organisation.is_member:
-            raise NotAMember(f"{organisation.code} has not joined (or has left) the register")
+            raise RuleViolation(
+                "organisation", f"{organisation.code} has not joined (or has left) the register"
+            )
         professional = cls(organisation=organisation.code, **fields)
         professional.check_roles(organisation)
         return professional
 
     def check_roles(self, organisation: Organisation) -> None:
         if not self.roles:
-            raise RoleNotAllowed("at least one role is required")
+            raise RuleViolation("roles", "at least one role is required")
         wrong = [r.value for r in self.roles if r not in allowed_roles(organisation)]
         if wrong:
-            raise RoleNotAllowed(
+            raise RuleViolation(
+                "roles",
                 f"role(s) {', '.join(wrong)} do not fit {organisation.code} "
-                f"({organisation.kind.value})"
+                f"({organisation.kind.value})",
             )
 
     def update(self, organisation: Organisation, **changes: Any) -> None:

@@ -1,9 +1,6 @@
-"""What the register consumes: only its own professionals' changelog, into each replica's
-in-memory search index (``adapters/search_index``).
-
-The index reads the compacted topic from offset 0 without a consumer group, so every
-replica sees every entry; nothing is committed and no use case runs (the index is a cache
-of the register's own writes). A replica is ready once its index replayed the changelog.
+"""What the register consumes: only its own professionals' changelog, read from offset 0
+without a consumer group into each replica's in-memory search index
+(``adapters/search_index``); nothing is committed, no use case runs.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from pmm_register.domain.model import (
 )
 from pmm_register.service import commands as c
 from pmm_runtime.auth import Identity
-from pmm_runtime.changes import Changes
+from pmm_runtime.changes import Aggregates, Changes
 from pmm_runtime.errors import Conflict, Forbidden, NoSuchAggregate, NotFound, RuleViolation
 from pmm_runtime.http import PageQuery
 
@@ -121,14 +121,26 @@ async def create_organisation(
     return org
 
 
+async def _change(
+    deps: Deps,
+    repo: Aggregates[Entry],
+    who: Identity,
+    entry_id: str,
+    action: str,
+    change: Callable[[Entry], object],
+) -> Entry:
+    """One command on one entry, through the change loop; its new state is published."""
+    done = await deps.changes.apply(
+        repo, entry_id, None, published(change), actor=who.actor, action=action
+    )
+    return done.aggregate
+
+
 async def _change_org(
     deps: Deps, who: Identity, code: str, action: str, change: Callable[[Organisation], object]
 ) -> Organisation:
     require_admin(who)
-    done = await deps.changes.apply(
-        deps.organisations, code, None, published(change), actor=who.actor, action=action
-    )
-    return done.aggregate
+    return await _change(deps, deps.organisations, who, code, action, change)
 
 
 async def update_organisation(
@@ -199,16 +211,9 @@ async def register_professional(
 
 
 async def _change_pro(
-    deps: Deps,
-    who: Identity,
-    professional_id: str,
-    action: str,
-    change: Callable[[Professional], object],
+    deps: Deps, who: Identity, pid: str, action: str, change: Callable[[Professional], object]
 ) -> Professional:
-    done = await deps.changes.apply(
-        deps.professionals, professional_id, None, published(change), actor=who.actor, action=action
-    )
-    return done.aggregate
+    return await _change(deps, deps.professionals, who, pid, action, change)
 
 
 async def update_professional(
@@ -223,7 +228,11 @@ async def update_professional(
     if org is None:  # pragma: no cover - an entry's organisation is never deleted
         raise UnknownOrganisation(professional.organisation)
     return await _change_pro(
-        deps, who, professional_id, "professional.updated", lambda p: p.update(org, **changes)
+        deps,
+        who,
+        professional_id,
+        "professional.updated",
+        lambda p: p.update(org, **changes),
     )
 
 
@@ -231,7 +240,11 @@ async def verify(deps: Deps, who: Identity, professional_id: str) -> Professiona
     require_admin_or_self(who, professional_id)
     today = deps.today()
     return await _change_pro(
-        deps, who, professional_id, "professional.verified", lambda p: p.verify(today)
+        deps,
+        who,
+        professional_id,
+        "professional.verified",
+        lambda p: p.verify(today),
     )
 
 
@@ -239,20 +252,18 @@ async def set_absence(
     deps: Deps, who: Identity, professional_id: str, cmd: c.Absence | None
 ) -> Professional:
     require_admin_or_self(who, professional_id)
-    if cmd is None:
-        return await _change_pro(
-            deps, who, professional_id, "professional.availability", lambda p: p.set_available()
-        )
-    if cmd.deputy_id is not None and await deps.professionals.get(cmd.deputy_id) is None:
-        raise RuleViolation("deputy_id", f"no professional {cmd.deputy_id!r} in the register")
+    deputy = cmd.deputy_id if cmd else None
+    if deputy is not None and await deps.professionals.get(deputy) is None:
+        raise RuleViolation("deputy_id", f"no professional {deputy!r} in the register")
     today = deps.today()
-    return await _change_pro(
-        deps,
-        who,
-        professional_id,
-        "professional.availability",
-        lambda p: p.set_absent(cmd.until, cmd.deputy_id, today),
-    )
+
+    def change(p: Professional) -> None:
+        if cmd is None:
+            p.set_available()
+        else:
+            p.set_absent(cmd.until, cmd.deputy_id, today)
+
+    return await _change_pro(deps, who, professional_id, "professional.availability", change)
 
 
 async def remove_professional(
