@@ -12,9 +12,11 @@ import argparse
 import asyncio
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from pmm_contracts import schemas
+from pmm_contracts import schemas, tenants
+from pmm_contracts.connection import Connection, credentials_dir, local_connection
 from pmm_contracts.events import ALL_EVENTS
 from pmm_contracts.topics import CATALOGUE, TopicSpec, dead_letter_topic, org_topics
 
@@ -28,26 +30,103 @@ def all_specs(orgs: list[str]) -> list[TopicSpec]:
     return specs
 
 
-async def provision(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
-    """Create every topic (and the dead-letter topic of each consumed one) that is missing."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # the [admin] extra
+@dataclass(frozen=True)
+class Durability:
+    """Replication of the topics we create (local 1/1; compose and Kubernetes 3/2)."""
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="pmm-provisioner")
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted: list[NewTopic] = []
-        for spec in specs:
-            if spec.name not in existing:
-                wanted.append(NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config()))
-            dlq = dead_letter_topic(spec.name)
-            if spec.consumers and dlq not in existing:
-                wanted.append(NewTopic(dlq, 1, 1, topic_configs={"retention.ms": str(-1)}))
-        if wanted:
-            await admin.create_topics(wanted)
-        return [topic.name for topic in wanted]
-    finally:
-        await admin.close()
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+
+    @classmethod
+    def from_env(cls) -> Durability:
+        env = os.environ.get
+        return cls(
+            int(env("PMM_KAFKA_REPLICATION_FACTOR") or 1),
+            int(env("PMM_KAFKA_MIN_INSYNC_REPLICAS") or 1),
+        )
+
+
+def _wanted_topics(
+    specs: list[TopicSpec], durability: Durability
+) -> list[tuple[str, int, dict[str, str]]]:
+    wanted = []
+    isr = {"min.insync.replicas": str(durability.min_insync_replicas)}
+    for spec in specs:
+        wanted.append((spec.name, spec.partitions, {**spec.config(), **isr}))
+        if spec.consumers:
+            wanted.append((dead_letter_topic(spec.name), 1, {"retention.ms": str(-1), **isr}))
+    return wanted
+
+
+def _provision(
+    connection: Connection, specs: list[TopicSpec], durability: Durability
+) -> tuple[list[str], list[str]]:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+    config = connection.with_client_id("pmm-provisioner").librdkafka_config()
+    admin = AdminClient({**config, "log_level": 3})
+    metadata = admin.list_topics(timeout=30)
+    existing = metadata.topics
+    wanted = _wanted_topics(specs, durability)
+    missing = [
+        NewTopic(name, partitions, durability.replication_factor, config=config)
+        for name, partitions, config in wanted
+        if name not in existing
+    ]
+    created = []
+    if missing:
+        for name, future in admin.create_topics(missing, request_timeout=30).items():
+            try:
+                future.result(timeout=30)
+                created.append(name)
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent provisioner
+                    raise
+    drift: list[str] = []
+    present = [(n, p, c) for n, p, c in wanted if n in existing]
+    if present:
+        resources = [ConfigResource(ResourceType.TOPIC, name) for name, _, _ in present]
+        configs = admin.describe_configs(resources, request_timeout=30)
+        by_name = {resource.name: future for resource, future in configs.items()}
+        for name, partitions, config in present:
+            topic = existing[name]
+            if len(topic.partitions) != partitions:
+                drift.append(f"{name}: {len(topic.partitions)} partitions, wanted {partitions}")
+            replicas = min((len(p.replicas) for p in topic.partitions.values()), default=0)
+            if replicas != durability.replication_factor:
+                drift.append(
+                    f"{name}: replication factor {replicas}, wanted {durability.replication_factor}"
+                )
+            actual = by_name[name].result(timeout=30)
+            for key, value in config.items():
+                have = actual[key].value if key in actual else None
+                if have != value:
+                    drift.append(f"{name}: {key}={have}, wanted {value}")
+    return created, drift
+
+
+async def provision(
+    bootstrap: str,
+    specs: list[TopicSpec],
+    *,
+    connection: Connection | None = None,
+    durability: Durability | None = None,
+    drift: list[str] | None = None,
+) -> list[str]:
+    """Create every topic (and the dead-letter topic of each consumed one) that is missing.
+
+    A bare ``bootstrap`` uses the local broker's admin credentials when it is secured. The
+    differences between the catalogue and the broker (partitions, replication factor,
+    configs) of topics that exist are appended to ``drift``; nothing existing is changed.
+    """
+    conn = connection or local_connection(bootstrap)
+    created, found = await asyncio.to_thread(
+        _provision, conn, specs, durability or Durability.from_env()
+    )
+    if drift is not None:
+        drift.extend(found)
+    return created
 
 
 def write_schemas(check: bool, allow_breaking: bool) -> int:
@@ -78,16 +157,96 @@ def write_schemas(check: bool, allow_breaking: bool) -> int:
     return 0
 
 
+def _admin_connection(args: argparse.Namespace) -> Connection:
+    if args.admin_properties:
+        return Connection.from_properties(args.admin_properties, bootstrap=args.bootstrap)
+    return local_connection(args.bootstrap)
+
+
+def _org_access(args: argparse.Namespace, admin: Connection) -> tenants.OrganisationAccess:
+    """Organisations connect to the TLS listener when the admin's directory names one."""
+    tls_file = Path(args.credentials_dir) / "admin-tls.properties"
+    client = Connection.from_properties(tls_file) if tls_file.is_file() else admin
+
+    def create(specs: list[TopicSpec]) -> None:
+        asyncio.run(provision(admin.bootstrap, specs, connection=admin))
+
+    return tenants.OrganisationAccess(admin, client, Path(args.orgs_dir), create_topics=create)
+
+
+def _topics(args: argparse.Namespace) -> int:
+    admin = _admin_connection(args)
+    specs = all_specs(args.org)
+    drift: list[str] = []
+    durability = Durability(args.replication_factor, args.min_insync_replicas)
+    created = asyncio.run(
+        provision(args.bootstrap, specs, connection=admin, durability=durability, drift=drift)
+    )
+    print(
+        f"topics: {len(created)} created"
+        + (f": {', '.join(created)}" if created else " (all present)")
+    )
+    for line in drift:
+        print(f"drift: {line}")
+    if admin.uses_sasl:
+        for line in tenants.provision_services(admin, specs, Path(args.credentials_dir)):
+            print(f"principal {line}")
+    return 0
+
+
+def _tenants(args: argparse.Namespace) -> int:
+    admin = _admin_connection(args)
+    provisioner = tenants.TenantProvisioner(_org_access(args, admin), admin)
+    asyncio.run(provisioner.run(until_caught_up=args.once))
+    print(f"tenants: {len(provisioner.members or ())} member organisations have a principal")
+    return 0
+
+
+def _org_credentials(args: argparse.Namespace) -> int:
+    admin = _admin_connection(args)
+    if not admin.uses_sasl:
+        print(
+            "org-credentials: the broker is not secured (PMM_KAFKA_SECURITY=scram)", file=sys.stderr
+        )
+        return 1
+    access = _org_access(args, admin)
+    if args.rotate:
+        path = access.grant(args.org, rotate=True)
+    else:
+        provisioner = tenants.TenantProvisioner(access, admin)
+        asyncio.run(provisioner.run(until_caught_up=True))
+        if args.org not in (provisioner.members or set()):
+            print(f"org-credentials: {args.org} is not a member of the register", file=sys.stderr)
+            return 1
+        path = access.orgs_dir / args.org / "client.properties"
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="pmm-contracts",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    topics = sub.add_parser("topics", help="create every topic of the catalogue that is missing")
-    topics.add_argument(
-        "--bootstrap", default=os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    admin_args = argparse.ArgumentParser(add_help=False)
+    admin_args.add_argument("--bootstrap", default=env("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    admin_args.add_argument(
+        "--admin-properties",
+        default=env("PMM_KAFKA_ADMIN_PROPERTIES"),
+        help="the admin principal's client.properties (default: the local broker's)",
+    )
+    admin_args.add_argument(
+        "--credentials-dir",
+        default=str(credentials_dir()),
+        help="the services' client properties are written here",
+    )
+    admin_args.add_argument("--orgs-dir", default=env("PMM_ORGS_DIR", ".local/orgs"))
+    durability = Durability.from_env()
+    topics = sub.add_parser(
+        "topics", parents=[admin_args], help="create every missing topic; principals and ACLs"
     )
     topics.add_argument(
         "--org",
@@ -95,39 +254,29 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="also the signal topics of this organisation (repeatable)",
     )
+    topics.add_argument("--replication-factor", type=int, default=durability.replication_factor)
+    topics.add_argument("--min-insync-replicas", type=int, default=durability.min_insync_replicas)
+    follow = sub.add_parser(
+        "tenants", parents=[admin_args], help="organisations' principals from the register"
+    )
+    follow.add_argument("--once", action="store_true", help="replay the changelog, then exit")
+    creds = sub.add_parser(
+        "org-credentials", parents=[admin_args], help="an organisation's client.properties"
+    )
+    creds.add_argument("--org", required=True)
+    creds.add_argument("--rotate", action="store_true", help="a new password (the old one stops)")
     gen = sub.add_parser("schemas", help="generate contracts/schemas/")
     gen.add_argument("--check", action="store_true", help="fail if the files are out of date")
     gen.add_argument("--allow-breaking", action="store_true")
     sub.add_parser("catalogue", help="print the topic catalogue")
-    dlq = sub.add_parser("dlq", help="dead-letter topics")
-    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
-    again = dlq_sub.add_parser("replay", help="move dead letters back to their topic")
-    again.add_argument("--topic", required=True, help="the original topic (not the .dlq)")
-    again.add_argument(
-        "--bootstrap", default=os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    )
-    again.add_argument(
-        "--valid-only", action="store_true", help="only what decodes as a known CloudEvent now"
-    )
-    again.add_argument("--dry-run", action="store_true", help="list, produce nothing")
     args = parser.parse_args(argv)
 
-    if args.command == "dlq":
-        from pmm_contracts.dlq import replay
-
-        report = asyncio.run(
-            replay(args.bootstrap, args.topic, valid_only=args.valid_only, dry_run=args.dry_run)
-        )
-        print("\n".join(report.lines()))
-        return 0
-
     if args.command == "topics":
-        created = asyncio.run(provision(args.bootstrap, all_specs(args.org)))
-        print(
-            f"topics: {len(created)} created"
-            + (f": {', '.join(created)}" if created else " (all present)")
-        )
-        return 0
+        return _topics(args)
+    if args.command == "tenants":
+        return _tenants(args)
+    if args.command == "org-credentials":
+        return _org_credentials(args)
     if args.command == "schemas":
         return write_schemas(args.check, args.allow_breaking)
     for spec in all_specs(args.org if hasattr(args, "org") else []):

@@ -8,8 +8,9 @@ decided in one place. Which credentials, in this order:
    script and ``make org-credentials`` write);
 2. ``PMM_KAFKA_USERNAME`` / ``PMM_KAFKA_PASSWORD`` (``PMM_KAFKA_SECURITY_PROTOCOL``, default
    SASL_PLAINTEXT, or SASL_SSL when ``PMM_KAFKA_CA_FILE`` is set);
-3. the local broker's credentials of this service, ``<kafka_credentials_dir>/<service>.properties``
-   (written by ``pmm-contracts topics``), when they are for the same bootstrap servers;
+3. the local broker's credentials of this service,
+   ``<kafka_credentials_dir>/pmm-<service>.properties`` (written by ``pmm-contracts topics``),
+   when they are for the same bootstrap servers;
 4. plaintext (``PMM_KAFKA_SECURITY_PROTOCOL`` if set).
 """
 
@@ -50,7 +51,7 @@ def connection(settings: ServiceSettings, *, client_id: str | None = None) -> Co
         found = Connection(bootstrap=bootstrap)
     else:
         found = local_connection(
-            bootstrap, settings.service_name, directory=settings.kafka_credentials_dir
+            bootstrap, f"pmm-{settings.service_name}", directory=settings.kafka_credentials_dir
         )
     return found.with_client_id(client_id) if client_id else found
 
