@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from pmm_contracts.cli import provision
-from pmm_contracts.consumer import Connection, SignalConsumer
+from pmm_contracts.consumer import SignalConsumer
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events.signals import SignalAssigned
 from pmm_contracts.topics import (
@@ -56,7 +56,7 @@ from pmm_overbrugging.settings import OverbruggingSettings
 from pmm_register.app import create_app as create_register
 from pmm_register.settings import RegisterSettings
 from pmm_runtime.auth import LocalIssuer
-from pmm_runtime.testing import bearer, eventually
+from pmm_runtime.testing import admin_connection, bearer, eventually
 from pmm_signalen.app import create_app as create_signalen
 from pmm_signalen.settings import SignalenSettings
 
@@ -90,7 +90,7 @@ async def read_to_end(bootstrap: str, topics: list[str]) -> list[ConsumerRecord[
     """Every record now on ``topics``: a plain consumer, no group, up to the end offsets."""
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap,
+        **admin_connection(bootstrap).kwargs(),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -451,7 +451,7 @@ async def test_one_stuck_case_through_the_whole_platform(
     uwv_org = Organisation(
         uwv, {"status": "measure_taken", "explanation": "werkinstructie herstart aangepast"}
     )
-    connection = Connection(bootstrap=bootstrap)
+    connection = admin_connection(bootstrap)
     kits = [
         SignalConsumer(
             org=o.code, handler=o, connection=connection, group_id=f"{o.code}.pmm-signals"

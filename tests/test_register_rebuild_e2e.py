@@ -18,11 +18,11 @@ from pmm_runtime.auth import LocalIssuer
 from pmm_runtime.platform import Platform
 from pmm_runtime.readmodel import RegisterReadModel
 from pmm_runtime.settings import ServiceSettings
-from pmm_runtime.testing import bearer, eventually
+from pmm_runtime.testing import admin_connection, bearer, eventually
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(topic, **admin_connection(bootstrap).kwargs())
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -33,7 +33,7 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
 
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_connection(bootstrap).kwargs())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)

@@ -14,7 +14,7 @@ from pmm_contracts import encode_event, new_event
 from pmm_contracts.envelope import CloudEvent
 from pmm_runtime.broker import Delivery, PermanentError, current_delivery
 from pmm_runtime.settings import ServiceSettings
-from pmm_runtime.testing import create_topics, eventually, read_topic
+from pmm_runtime.testing import admin_connection, create_topics, eventually, read_topic
 
 from .support import Counted, platform
 
@@ -24,7 +24,7 @@ SOURCE = "urn:nld:oin:00000001234567890000:systeem:test"
 
 
 async def produce(bootstrap: str, topic: str, *values: bytes, key: bytes = b"k") -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**admin_connection(bootstrap).kwargs(), acks="all")
     await producer.start()
     try:
         for value in values:

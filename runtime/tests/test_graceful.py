@@ -16,7 +16,7 @@ from aiokafka.structs import TopicPartition
 
 from pmm_runtime.mongo import create_client
 from pmm_runtime.settings import ServiceSettings
-from pmm_runtime.testing import create_topics, eventually
+from pmm_runtime.testing import admin_connection, create_topics, eventually
 
 from .support import Counted
 from .test_consumer import counted, produce
@@ -74,7 +74,7 @@ async def test_sigterm_finishes_in_flight_work_commits_and_exits(
             process.kill()
         await client.close()
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**admin_connection(settings.kafka_bootstrap).kwargs())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(settings.group_id("main"))

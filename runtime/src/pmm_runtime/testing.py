@@ -4,6 +4,11 @@ Loaded by the root ``conftest.py``. The broker and store are ``PMM_KAFKA_BOOTSTR
 ``PMM_MONGODB_URL`` when set; otherwise the project's own ``deploy/local/infra.sh``
 starts them (idempotent). ``local_infra()`` does the same for benchmarks. Each test gets
 unique topic and database names, so tests never see each other's data.
+
+When the local broker is secured (SASL/SCRAM), tests connect as its admin principal
+(``Infra.connection``; the helpers below find it for a bare bootstrap string), because
+they create topics and consumer groups of their own; the principals of the services are
+tested on their own (tests/tenants).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
+from pmm_contracts.connection import CREDENTIALS_DIR_ENV, Connection, local_connection
 from pmm_contracts.envelope import CloudEvent, encode_event
 from pmm_runtime.auth import LocalIssuer, generate_key_pair
 from pmm_runtime.settings import ServiceSettings
@@ -34,6 +40,35 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 class Infra:
     kafka_bootstrap: str
     mongodb_url: str
+    connection: Connection = field(default_factory=Connection)
+
+    def kafka_kwargs(self) -> dict[str, Any]:
+        """``bootstrap_servers`` and the admin's security arguments for an aiokafka client."""
+        return self.connection.aiokafka_kwargs()
+
+    def settings_overrides(self) -> dict[str, Any]:
+        """The ``ServiceSettings`` fields that make a service connect as ``connection``."""
+        conn = self.connection
+        if not conn.uses_sasl:
+            return {}
+        return {
+            "kafka_security_protocol": conn.security_protocol,
+            "kafka_sasl_mechanism": conn.sasl_mechanism or "SCRAM-SHA-512",
+            "kafka_username": conn.sasl_username,
+            "kafka_password": conn.sasl_password,
+            "kafka_ca_file": conn.ssl_cafile,
+        }
+
+
+def credentials_dir() -> Path:
+    """The local broker's credentials (``PMM_KAFKA_CREDENTIALS_DIR``, else .local/kafka/...)."""
+    configured = os.environ.get(CREDENTIALS_DIR_ENV)
+    return Path(configured) if configured else REPO_ROOT / ".local" / "kafka" / "credentials"
+
+
+def admin_connection(bootstrap: str) -> Connection:
+    """The local broker's admin when ``bootstrap`` is that broker and it is secured."""
+    return local_connection(bootstrap, directory=credentials_dir())
 
 
 def _reachable(host_port: str) -> bool:
@@ -78,8 +113,14 @@ def local_infra() -> Infra:
         raise InfraUnavailable(f"store not reachable at {mongodb_url}")
     from pmm_contracts.cli import all_specs, provision
 
-    asyncio.run(provision(bootstrap, all_specs([])))  # the catalogue, with compaction
-    return Infra(bootstrap, mongodb_url)
+    connection = admin_connection(bootstrap)
+    specs = all_specs([])
+    asyncio.run(provision(bootstrap, specs, connection=connection))  # with compaction
+    if connection.uses_sasl:
+        from pmm_contracts.tenants import provision_services
+
+        provision_services(connection, specs, credentials_dir())
+    return Infra(bootstrap, mongodb_url, connection)
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +155,7 @@ def make_settings(infra: Infra, key_pair: tuple[str, str], unique: str) -> Calla
     def build(cls: type[ServiceSettings] = ServiceSettings, **overrides: Any) -> Any:
         values: dict[str, Any] = {
             "kafka_bootstrap": infra.kafka_bootstrap,
+            **infra.settings_overrides(),
             "mongodb_url": infra.mongodb_url,
             "jwt_public_key": key_pair[1],
             "group_prefix": f"test-{unique}",
@@ -132,7 +174,7 @@ def make_settings(infra: Infra, key_pair: tuple[str, str], unique: str) -> Calla
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_connection(bootstrap).kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -145,7 +187,7 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -
 
 async def publish_events(bootstrap: str, topic: str, *events: CloudEvent[Any]) -> None:
     """Produce CloudEvents as another service would (plain client, ``acks=all``, keyed)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**admin_connection(bootstrap).kwargs(), acks="all")
     await producer.start()
     try:
         for event in events:
@@ -169,7 +211,7 @@ async def read_topic(
     """
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **admin_connection(bootstrap).kwargs(),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -30,7 +30,7 @@ from pmm_register.adapters.search_index import Filters, SearchIndex
 from pmm_register.domain.model import Professional, search_terms
 from pmm_runtime.mongo import create_client
 from pmm_runtime.outbox import AggregateStore
-from pmm_runtime.testing import Infra, create_topics, eventually, local_infra
+from pmm_runtime.testing import Infra, admin_connection, create_topics, eventually, local_infra
 
 ORGS = [f"gm{n:04d}" for n in range(1, 301)] + ["uwv", "svb", "duo", "cak", "cjib"]
 WORDS = [
@@ -169,7 +169,7 @@ async def time_replay(bootstrap: str, everyone: list[Professional], source: str)
 
     topic = f"bench.register.professionals.{uuid.uuid4().hex[:8]}"
     await create_topics(bootstrap, [topic])
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    producer = AIOKafkaProducer(**admin_connection(bootstrap).kwargs(), acks="all", linger_ms=20)
     await producer.start()
     try:
         sends = [

@@ -73,7 +73,7 @@ async def test_from_the_lokets_request_to_a_recovered_advance_end_to_end(
         await client.put("/budgets/2031", headers=holder, json={"total": "100000.00"})
     ).status_code == 200
     case_id, request_id = f"case-{unique}", f"req-{unique}"
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**infra.kafka_kwargs(), acks="all")
     await producer.start()
     try:
         event = request(case_id, request_id)

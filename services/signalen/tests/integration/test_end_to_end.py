@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from pmm_contracts.consumer import Connection, SignalConsumer, handler_from, publish_answer
+from pmm_contracts.consumer import SignalConsumer, handler_from, publish_answer
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events.signals import ResponseStatus, SignalAssigned, SignalResponse
-from pmm_runtime.testing import eventually
+from pmm_runtime.testing import admin_connection, eventually
 
 from .conftest import World, learning_point
 
@@ -41,7 +41,7 @@ async def test_two_organisations_each_receive_only_their_own_signals_and_answer(
     a, b = world.org_a, world.org_b
     org_a = Organisation({"status": "measure_taken", "explanation": "beleidsregel aangepast"})
     org_b = Organisation({"status": "received"})
-    connection = Connection(bootstrap=world.bootstrap)
+    connection = admin_connection(world.bootstrap)
     consumers = [
         SignalConsumer(org=a, handler=org_a, connection=connection, group_id=f"{a}-signals"),
         SignalConsumer(org=b, handler=org_b, connection=connection, group_id=f"{b}-signals"),

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from pmm_contracts.connection import local_connection
 from pmm_contracts.envelope import EventDecodeError, decode_event
 from pmm_contracts.events.register import ProfessionalState
 from pmm_register.domain.model import Professional
@@ -167,7 +168,9 @@ class SearchIndex:
 
     async def _follow(self, bootstrap: str, topic: str, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            # The local broker's admin when it is secured; the platform should pass the
+            # register's own connection (pmm_runtime.kafka_security.connection(settings)).
+            **local_connection(bootstrap).kwargs(),
             group_id=None,  # every replica reads every partition; nothing is committed
             enable_auto_commit=False,
             auto_offset_reset="earliest",
