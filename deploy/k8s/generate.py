@@ -71,6 +71,7 @@ REPLICATION = 3
 MIN_ISR = 2
 MIN_REPLICAS = 2  # two replicas of every service: one may be drained or restarted
 HTTP_MAX_REPLICAS = 6
+CONSUMER_KIT_GROUP = "pmm-signals"  # pmm_contracts.consumer: group <org>.pmm-signals
 LAG_PER_REPLICA = 100
 CPU_TARGET_PERCENT = 70
 
@@ -291,8 +292,9 @@ def keda_user() -> dict[str, Any]:
 
 def organisation_user(org: str) -> dict[str, Any]:
     """The tenant model (DESIGN.md §5): Read on its assigned signals, Write on its
-    responses, its own consumer groups (``<org>.``), and the dead-letter topic its
-    consumer kit writes to. Nothing else."""
+    responses, the dead-letter topic its consumer kit writes to, and the consumer kit's
+    groups (``<org>.pmm-signals...``). Nothing else. Not the prefix ``<org>.``: for the
+    organisation ``pmm`` that would be every service's group (``pmm.<service>.<purpose>``)."""
     assigned, responses = signals_assigned_topic(org), signals_responses_topic(org)
     return _user(
         f"org-{org}",
@@ -300,7 +302,7 @@ def organisation_user(org: str) -> dict[str, Any]:
             _acl("topic", assigned, ["Read", "Describe"]),
             _acl("topic", dead_letter_topic(assigned), ["Write", "Describe"]),
             _acl("topic", responses, ["Write", "Describe"]),
-            _acl("group", f"{org}.", ["Read", "Describe"], "prefix"),
+            _acl("group", f"{org}.{CONSUMER_KIT_GROUP}", ["Read", "Describe"], "prefix"),
         ],
         {"pmm/organisation": org},
     )
