@@ -17,12 +17,8 @@ SUB ?=
 IMAGES := register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005 console:8006
 REGISTRY ?=
 OVERLAY ?= local
-# Every image: <service>:<port>; tagged with the service's version (its pyproject.toml).
-IMAGES := register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005 console:8006
-REGISTRY ?=
-OVERLAY ?= local
 
-.PHONY: help install infra topics keys run stop reset test lint schemas token seed images k8s k8s-render k8s-local-key images k8s k8s-render k8s-local-key chromium
+.PHONY: help install infra topics keys run stop reset test lint schemas token seed images k8s k8s-render k8s-local-key chromium
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -91,27 +87,6 @@ schemas: install ## regenerate contracts/schemas (refuses breaking changes)
 
 token: keys ## print a development token: make token ORG=uwv ROLE=maatwerk_professional SUB=p-1
 	@"$(UV)" run --no-sync pmm-token --org $(ORG) --role $(ROLE) $(if $(SUB),--sub $(SUB))
-
-images: ## build every service image from deploy/Dockerfile, tagged <REGISTRY/>pmm-<service>:<version>
-	@command -v docker >/dev/null || { echo "images: docker is not installed"; exit 1; }
-	@for entry in $(IMAGES); do \
-	  name=$${entry%%:*}; port=$${entry##*:}; \
-	  version=$$(sed -n 's/^version = "\(.*\)"/\1/p' services/$$name/pyproject.toml); \
-	  tag="$(if $(REGISTRY),$(REGISTRY)/)pmm-$$name:$$version"; \
-	  echo "building $$tag"; \
-	  docker build -f deploy/Dockerfile --build-arg SERVICE=$$name --build-arg PORT=$$port \
-	    --build-arg VERSION=$$version -t "$$tag" . || exit 1; \
-	done
-
-k8s: install ## regenerate deploy/k8s/generated/ from the code (topic catalogue, subscriptions)
-	@"$(UV)" run --no-sync python deploy/k8s/generate.py
-
-k8s-render: ## print an overlay's manifests: make k8s-render OVERLAY=production (kustomize v5)
-	@bash deploy/k8s/kustomize.sh build deploy/k8s-overlays/$(OVERLAY)
-
-k8s-local-key: keys ## give the local overlay the local token issuer's public key
-	@cp .local/issuer/public.pem deploy/k8s-overlays/local/issuer-public.pem
-	@echo "deploy/k8s-overlays/local/issuer-public.pem: the key of make token"
 
 images: ## build every service image from deploy/Dockerfile, tagged <REGISTRY/>pmm-<service>:<version>
 	@command -v docker >/dev/null || { echo "images: docker is not installed"; exit 1; }
