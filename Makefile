@@ -21,7 +21,7 @@ OVERLAY ?= local
 .PHONY: help install infra topics keys run stop reset test lint schemas token seed images k8s k8s-render k8s-local-key chromium
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(UV):
 	@echo "installing uv (Python package manager) from PyPI..."
