@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pmm_contracts import new_event
+from pmm_contracts.events.cases import CaseAssigned
 from pmm_contracts.events.signals import ResponseStatus, SignalResponse
 from pmm_contracts.topics import (
     dead_letter_topic,
@@ -23,7 +24,7 @@ from pmm_signalen.__main__ import write_report
 from pmm_signalen.domain.model import signal_id_for
 from pmm_signalen.service import usecases as uc
 
-from .conftest import World, learning_point, publish
+from .conftest import LOKET, World, learning_point, publish
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +83,7 @@ async def test_answers_over_http_update_the_signal_and_are_audited(world: World)
     r = await world.client.post(url, json={"status": "measure_taken"}, headers=world.org(a))
     assert r.status_code == 422
     assert r.json()["field"] == "explanation"
+    assert r.json()["type"] == "urn:nl:pmm:problem:rule-violation"
     r = await world.client.post(
         url,
         json={"status": "no_action", "explanation": "client 123456782 moved"},  # a BSN
@@ -104,6 +106,8 @@ async def test_answers_over_http_update_the_signal_and_are_audited(world: World)
     r = await world.client.post(url, json={"status": "in_progress"}, headers=world.org(a))
     assert r.status_code == 409
     assert r.json()["allowed"] == []
+    assert r.json()["current_status"] == "measure_taken"
+    assert r.json()["type"] == "urn:nl:pmm:problem:not-in-state"
     trail = (await world.client.get(f"/signals/{sid}/audit", headers=world.staff())).json()
     assert [e["action"] for e in trail] == [
         "signal.created",
@@ -415,3 +419,71 @@ async def test_a_replayed_evaluation_counts_once_in_the_yearly_figures(
     assert await figures.apply(delta) is True
     assert await figures.apply(delta) is False
     assert (await figures.counts(year))["cases"] == 2
+
+
+async def test_v1_paging_and_who_sees_the_case_reference(world: World) -> None:
+    """Issue 17 (items 1, 2) and issue 14 (a huge page number is 422, never 500)."""
+    a = world.org_a
+    director = f"regie-{world.unique[:8]}"
+    submitted, closed, evaluated = world.case_events(
+        (learning_point("lp1", (a,)), learning_point("lp2", (a,)))
+    )
+    case_id, number = evaluated.data.case_id, evaluated.data.case_number
+    assigned = new_event(
+        CaseAssigned(case_id=case_id, case_number=number, case_director_id=director),
+        subject=case_id,
+        source=LOKET,
+    )
+    await world.send(submitted, assigned, closed, evaluated)
+    ids = [signal_id_for(evaluated.id, p) for p in ("lp1", "lp2")]
+    for sid in ids:
+        await world.signal(sid)
+
+    # the organisation: the lesson only, on /v1 and on the old path alike
+    for path in (f"/v1/signals/{ids[0]}", f"/signals/{ids[0]}"):
+        r = await world.client.get(path, headers=world.org(a))
+        assert r.status_code == 200, r.text
+        assert r.headers["API-Version"]
+        assert not {"case_id", "case_number"} & set(r.json())
+        assert number not in r.text
+        assert case_id not in r.text
+    page = (await world.client.get("/v1/signals", headers=world.org(a))).json()
+    assert page["total"] == 2
+    assert all(not {"case_id", "case_number"} & set(s) for s in page["items"])
+
+    # the case's regievoerder: its signals with the case reference, and the report
+    regie = bearer(world.issuer, "pmm", Role.CASE_DIRECTOR, subject=director)
+    page = (await world.client.get("/v1/signals", headers=regie)).json()
+    assert page["total"] == 2
+    assert {s["case_number"] for s in page["items"]} == {number}
+    r = await world.client.get(f"/v1/signals/{ids[1]}", headers=regie)
+    assert r.json()["case_id"] == case_id
+    assert (await world.client.get("/v1/reports/2026", headers=regie)).status_code == 200
+    other = bearer(world.issuer, "pmm", Role.CASE_DIRECTOR, subject=f"{director}-x")
+    assert (await world.client.get("/v1/signals", headers=other)).json()["total"] == 0
+    assert (await world.client.get(f"/v1/signals/{ids[1]}", headers=other)).status_code == 404
+
+    # paging: one page at a time with a next link; out-of-range numbers are 422
+    first = (
+        await world.client.get("/v1/signals", params={"page_size": 1}, headers=world.org(a))
+    ).json()
+    assert (first["total"], first["page"], len(first["items"])) == (2, 1, 1)
+    assert first["next"] is not None
+    assert "page=2" in first["next"]
+    assert first["next"].startswith("http")
+    last = (await world.client.get(first["next"], headers=world.org(a))).json()
+    assert last["next"] is None
+    assert {first["items"][0]["id"], last["items"][0]["id"]} == set(ids)
+    r = await world.client.get(
+        "/signals?page_size=308&page=22938669872754475008", headers=world.staff()
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["type"] == "urn:nl:pmm:problem:invalid-input"
+    assert {e["field"] for e in r.json()["errors"]} == {"page", "page_size"}
+    r = await world.client.get("/v1/signals", params={"page": 0}, headers=world.staff())
+    assert r.status_code == 422
+    assert r.json()["field"] == "page"
+    r = await world.client.get("/v1/signals", params={"order": "9"}, headers=world.staff())
+    assert r.status_code == 422
+    assert r.json()["field"] == "order"
