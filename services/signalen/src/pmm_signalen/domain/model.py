@@ -135,14 +135,13 @@ class Assignment(Part):
         self.status = target
 
 
-class Signal(BaseModel):
-    """One anonymised lesson from an evaluated case, and what became of it."""
+class Lesson(BaseModel):
+    """A signal as the organisations it is assigned to see it: the anonymised lesson from
+    an evaluated case and what became of it, without the case reference."""
 
     model_config = ConfigDict(extra="ignore")
 
     id: str
-    case_id: str
-    case_number: str
     learning_point_id: str
     order: LearningOrder
     bottleneck: Bottleneck
@@ -156,6 +155,13 @@ class Signal(BaseModel):
     merged_into: str | None = None
     merged_from: list[str] = Field(default_factory=list)
     version: int = 1
+
+
+class Signal(Lesson):
+    """The lesson with the case it came from (for PMM staff and the case's regievoerders)."""
+
+    case_id: str
+    case_number: str
 
     # Creation ------------------------------------------------------------------------------
 

@@ -12,29 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pmm_contracts.events.cases import Bottleneck
-from pmm_contracts.vocabulary import LearningOrder, LifeDomain
-from pmm_signalen.domain.model import Assignment, Signal, SignalStatus
+from pmm_signalen.domain.model import Lesson, Signal
 
 
-class SignalView(BaseModel):
+class SignalView(Lesson):
     """A signal as an assigned organisation sees it: the lesson, never the case."""
 
-    id: str
-    learning_point_id: str
-    order: LearningOrder
-    bottleneck: Bottleneck
-    life_domains: list[LifeDomain]
-    regulation_reference: str | None
-    description: str
-    year: int
-    created_at: datetime
-    status: SignalStatus
-    assignments: list[Assignment]
     organisations: list[str]
-    merged_into: str | None
-    merged_from: list[str]
-    version: int
 
 
 class CaseSignalView(SignalView):
