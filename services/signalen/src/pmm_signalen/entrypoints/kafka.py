@@ -9,15 +9,13 @@ runtime.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events import cases
 from pmm_contracts.events.signals import SignalResponse
 from pmm_runtime.broker import PermanentError, current_delivery
 from pmm_runtime.errors import Conflict, NotInState, PlatformError
 from pmm_runtime.logging import get_logger
-from pmm_runtime.platform import Platform
+from pmm_runtime.platform import Handlers, Platform
 from pmm_signalen.service import usecases as uc
 
 log = get_logger(__name__)
@@ -38,15 +36,6 @@ def topic_organisation() -> str | None:
 
 
 def subscribe(platform: Platform, deps: uc.Deps, *, cases_topic: str, responses: str) -> None:
-    async def on_submitted(event: CloudEvent[cases.CaseSubmitted]) -> None:
-        await uc.record_submission(deps, event.data)
-
-    async def on_assigned(event: CloudEvent[cases.CaseAssigned]) -> None:
-        await uc.record_director(deps, event.data)
-
-    async def on_closed(event: CloudEvent[cases.CaseClosed]) -> None:
-        await uc.record_closing(deps, event.data)
-
     async def on_evaluated(event: CloudEvent[cases.CaseEvaluated]) -> None:
         created = await uc.evaluate(deps, event.id, event.data)
         if created:
@@ -63,10 +52,10 @@ def subscribe(platform: Platform, deps: uc.Deps, *, cases_topic: str, responses:
             raise _refused(exc) from exc
         log.info("response applied", signal_id=signal.id, status=signal.status.value)
 
-    handlers: dict[type[Any], Any] = {
-        cases.CaseSubmitted: on_submitted,
-        cases.CaseAssigned: on_assigned,
-        cases.CaseClosed: on_closed,
+    handlers: Handlers = {
+        cases.CaseSubmitted: lambda event: uc.record_submission(deps, event.data),
+        cases.CaseAssigned: lambda event: uc.record_director(deps, event.data),
+        cases.CaseClosed: lambda event: uc.record_closing(deps, event.data),
         cases.CaseEvaluated: on_evaluated,
     }
     platform.subscribe(
