@@ -23,7 +23,7 @@ from pmm_register.settings import RegisterSettings
 from pmm_runtime.auth import LocalIssuer
 from pmm_runtime.testing import bearer, eventually
 
-WAIT_S = 60.0
+WAIT_S = 120.0  # read models catch up on the shared register topics; the machine is shared
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -48,6 +48,8 @@ class World:
     professional: str
     ambassador: str  # UWV's maatwerk professional, who answers consultations
     unique: str
+    chair: str = ""
+    executives: tuple[str, ...] = ()
 
     def with_services(self, **apps: FastAPI) -> None:
         """Rebuild the console so that it also reaches these in-process services."""
@@ -120,6 +122,7 @@ async def world(
     municipality, uwv = f"gm{unique[:8]}", f"uwv{unique[:8]}"
     director, professional = f"regie-{unique}", f"mp-{unique}"
     ambassador = f"amb-{unique}"
+    chair, exec_gm, exec_uwv = f"chair-{unique}", f"xgm-{unique}", f"xuwv-{unique}"
     register_app = create_register(make_settings(RegisterSettings))
     register: httpx.AsyncClient = await serve(register_app)
     admin = bearer(issuer, "pmm", "register_admin")
@@ -136,6 +139,9 @@ async def world(
         assert r.status_code in (201, 409), r.text
     for pid, org, role, extra in (
         (director, "pmm", "case_director", {}),
+        (chair, "pmm", "let_chair", {}),
+        (exec_gm, municipality, "executive", {}),
+        (exec_uwv, uwv, "executive", {}),
         (professional, municipality, "maatwerk_professional", {}),
         (
             ambassador,
@@ -182,4 +188,6 @@ async def world(
         professional=professional,
         ambassador=ambassador,
         unique=unique,
+        chair=chair,
+        executives=(exec_gm, exec_uwv),
     )
