@@ -24,6 +24,7 @@ Run: ``uv run --no-sync python deploy/k8s/generate.py [--check]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -145,16 +146,26 @@ def _settings_class(service: str) -> Any:
     return found[0]
 
 
+@contextlib.contextmanager
+def _without_pmm_environment() -> Iterator[None]:
+    saved = {name: value for name, value in os.environ.items() if name.startswith("PMM_")}
+    for name in saved:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def service_facts(service: str) -> ServiceFacts:
     """Build the service's app as ``create_app`` does (nothing is connected) and read its
     subscriptions off the broker."""
     from pmm_runtime.auth import generate_key_pair
 
-    for name in [n for n in os.environ if n.startswith("PMM_")]:
-        del os.environ[name]  # the defaults, as a production pod without overrides has them
     settings_class = _settings_class(service)
-    settings = settings_class(jwt_public_key=generate_key_pair()[1], log_json=True)
-    app = importlib.import_module(f"pmm_{service}.app").create_app(settings)
+    with _without_pmm_environment():  # the defaults, as a pod without overrides has them
+        settings = settings_class(jwt_public_key=generate_key_pair()[1], log_json=True)
+        app = importlib.import_module(f"pmm_{service}.app").create_app(settings)
     platform = app.state.platform
     subscriptions = []
     for subscriber in platform.broker.subscribers:
