@@ -232,6 +232,14 @@ async def test_names_with_control_characters_are_422_naming_the_field(
         response = await client.request(method, path, headers=admin, json=body)
         assert response.status_code == 422, (path, field, response.text)
         assert response.json()["errors"][0]["field"] == field
+    bad_email = professional(org, f"c{char}d@{org}.nl")
+    response = await client.post("/v1/professionals", headers=admin, json=bad_email)
+    assert response.json()["errors"][0]["field"] == "email"
+    removal = await client.delete(
+        f"/v1/professionals/{org}-nobody", headers=admin, params={"reason": f"AVG{char}"}
+    )
+    assert removal.status_code == 422
+    assert removal.json()["errors"][0]["field"] == "reason"
     search = await client.get(
         "/v1/professionals", headers=admin, params={"organisation": org, "q": f"a{char}"}
     )
