@@ -355,7 +355,7 @@ class TenantProvisioner:
     async def run(
         self, stop: asyncio.Event | None = None, *, until_caught_up: bool = False
     ) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import AIOKafkaConsumer
 
         from pmm_contracts.envelope import EventDecodeError, decode_event
         from pmm_contracts.events.register import OrganisationState
@@ -374,11 +374,9 @@ class TenantProvisioner:
                 if stop.is_set() or until_caught_up:
                     return
                 await asyncio.sleep(1.0)
-            partitions = consumer.partitions_for_topic(self.topic) or set()
-            assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            consumer.assign(assigned)
-            await consumer.seek_to_beginning(*assigned)
-            end = await consumer.end_offsets(assigned)
+            # Without a group every partition is assigned, from offset 0 (nothing committed).
+            consumer.subscribe([self.topic])
+            end: dict[Any, int] | None = None
             state: dict[str, bool] = {}
             caught_up = False
             while not stop.is_set():
@@ -399,10 +397,11 @@ class TenantProvisioner:
                             continue  # not the register's: never a grant, never a removal
                         if isinstance(event.data, OrganisationState):
                             state[event.data.code] = event.data.is_member
-                if not caught_up:
-                    positions = {tp: await consumer.position(tp) for tp in assigned}
-                    if all(positions[tp] >= end[tp] for tp in assigned):
-                        caught_up = True
+                if not caught_up and end is None and consumer.assignment():
+                    end = await consumer.end_offsets(list(consumer.assignment()))
+                if not caught_up and end is not None:
+                    positions = {tp: await consumer.position(tp) for tp in end}
+                    caught_up = all(positions[tp] >= offset for tp, offset in end.items())
                 if caught_up and state:
                     await asyncio.to_thread(self._apply, dict(state))
                     state.clear()
