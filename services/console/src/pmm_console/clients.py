@@ -136,6 +136,9 @@ class ServiceClient:
     async def post(self, path: str, token: str | None, json: Any = None) -> Any:
         return await self.call("POST", path, token, json=json)
 
+    async def put(self, path: str, token: str | None, json: Any = None) -> Any:
+        return await self.call("PUT", path, token, json=json)
+
     async def page(
         self,
         path: str,

@@ -116,6 +116,34 @@ ESCALATION_ACTIONS: dict[str, list[str]] = {
     "held": ["agreement", "outcome"],
 }
 
+APPLICATION_STATUS = {
+    "received": "Ontvangen",
+    "approved": "Toegekend",
+    "rejected": "Afgewezen",
+    "paid": "Voorschot betaald",
+    "called": "Garantie ingeroepen",
+    "released": "Garantie vervallen",
+    "determined": "Verantwoordelijke partij bepaald",
+    "recovery_requested": "Terugvordering gevraagd",
+    "recovered": "Terugbetaald",
+    "written_off": "Afgeschreven",
+}
+BRIDGING_FORM = {"advance": "Voorschot", "guarantee": "Garantstelling"}
+CONDITIONS = {
+    "need_established": "De benodigde ondersteuning staat vast",
+    "provision_available": "De voorziening is beschikbaar",
+    "financing_disputed": "Onduidelijk welke partij betaalt",
+    "urgency": "Er is spoed",
+    "settle_attempt": "Partijen hebben geprobeerd het te regelen",
+}
+LEDGER_KIND = {
+    "commitment": "Verplichting",
+    "payment": "Betaling",
+    "release": "Vrijval",
+    "repayment": "Terugbetaling",
+    "write_off": "Afschrijving",
+}
+
 LIFE_DOMAINS = LifeDomain.labels()
 BOTTLENECK_TYPES = BottleneckType.labels()
 BOTTLENECK_SUBTYPES = BottleneckSubtype.labels()
