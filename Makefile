@@ -108,3 +108,9 @@ k8s-render: ## print an overlay's manifests: make k8s-render OVERLAY=production 
 k8s-local-key: keys ## give the local overlay the local token issuer's public key
 	@cp .local/issuer/public.pem deploy/k8s-overlays/local/issuer-public.pem
 	@echo "deploy/k8s-overlays/local/issuer-public.pem: the key of make token"
+
+# Not part of `make test`: the performance figures on the local stack (docs/performance.md).
+.PHONY: bench
+BENCH_ARGS ?=
+bench: install infra keys ## performance figures (docs/performance.md); QUICK=1 for ~2-5 min
+	@"$(UV)" run --no-sync python bench/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)

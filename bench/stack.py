@@ -1,0 +1,256 @@
+"""The local stack for the benchmarks: a store, the services as subprocesses, CPU samples.
+
+Every service runs as its own process (the venv's entry point, as ``make run`` starts it)
+with a database, consumer-group prefix and HTTP port of this run only, so the benchmarks
+never touch data of the tests other people run on the same broker and store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pmm_runtime.auth import LocalIssuer
+from pmm_runtime.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_DIR = ROOT / ".local" / "bench"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+KAFKA: dict[str, Any] = {}
+"""Client settings of the broker beyond its address (SASL/TLS when the broker asks)."""
+
+
+def kafka(bootstrap: str) -> dict[str, Any]:
+    return {"bootstrap_servers": bootstrap, **KAFKA}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (fields 14 and 15 of /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def issuer() -> LocalIssuer:
+    """The local issuer of ``make keys`` (.local/issuer), as the services verify it."""
+    defaults = ServiceSettings(service_name="bench")
+    key = (ROOT / ".local" / "issuer" / "private.pem").read_text()
+    return LocalIssuer(key, issuer=defaults.jwt_issuer, audience=defaults.jwt_audience)
+
+
+def bearer(org: str, *roles: str, subject: str | None = None) -> dict[str, str]:
+    token = issuer().issue(subject=subject or f"{org}-bench", organisation=org, roles=roles)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Store:
+    """The MongoDB-wire store of this run: its URL, what it is, and its process."""
+
+    url: str
+    kind: str
+    pid: int | None
+    process: subprocess.Popen[bytes] | None = None
+    data_dir: Path | None = None
+
+    def describe(self) -> str:
+        where = self.url.split("@")[-1]
+        return f"{self.kind} ({where})"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+            if self.process.poll() is None:
+                self.process.kill()
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _ferretdb_binary() -> Path | None:
+    found = sorted((ROOT / ".local" / "ferretdb" / "bin").glob("ferretdb-v*"))
+    return found[-1] if found else None
+
+
+def open_store(mode: str, run_id: str) -> Store:
+    """``PMM_MONGODB_URL`` when set (MongoDB); else a private FerretDB of this run
+    (``private``, the default: the idle CPU of the store is then this run's alone) or the
+    shared local store of ``deploy/local/store.sh`` (``shared``)."""
+    external = os.environ.get("PMM_MONGODB_URL")
+    if external:
+        return Store(external, "external store (PMM_MONGODB_URL)", None)
+    store_sh = ["bash", str(ROOT / "deploy" / "local" / "store.sh")]
+    binary = _ferretdb_binary()
+    if mode == "shared" or binary is None:
+        url = subprocess.run(  # noqa: S603
+            [*store_sh, "url"], check=True, capture_output=True, text=True
+        )
+        pid_file = ROOT / ".local" / "ferretdb" / "ferretdb.pid"
+        kind = "shared FerretDB 1.24 / SQLite"
+        if not pid_file.exists():
+            pid_file = ROOT / ".local" / "mongo" / "mongod.pid"
+            kind = "shared mongod"
+        pid = int(pid_file.read_text()) if pid_file.exists() else None
+        return Store(url.stdout.strip(), kind + " (also used by other people's tests)", pid)
+    port = free_port()
+    data = RUN_DIR / f"store-{run_id}"
+    (data / "data").mkdir(parents=True, exist_ok=True)
+    log = (data / "ferretdb.log").open("wb")
+    process = subprocess.Popen(  # noqa: S603
+        [
+            str(binary),
+            "--handler=sqlite",
+            f"--sqlite-url=file:{data / 'data'}/",
+            f"--listen-addr=127.0.0.1:{port}",
+            "--debug-addr=127.0.0.1:0",
+            f"--state-dir={data}",
+            "--telemetry=disable",
+            "--log-level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            break
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError(f"private FerretDB did not start; see {data / 'ferretdb.log'}")
+    return Store(
+        f"mongodb://127.0.0.1:{port}/?maxPoolSize=1",
+        f"private FerretDB {binary.name.removeprefix('ferretdb-')} / SQLite of this run",
+        process.pid,
+        process,
+        data,
+    )
+
+
+@dataclass
+class Service:
+    """One service process of this run."""
+
+    name: str
+    port: int
+    database: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        argv = self.argv or [str(ROOT / ".venv" / "bin" / f"pmm-{self.name}")]
+        self.process = subprocess.Popen(  # noqa: S603
+            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    async def ready(self, timeout_s: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=5) as client:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.base}/readyz")).status_code == 200:
+                        return
+                await asyncio.sleep(0.5)
+        raise RuntimeError(f"{self.name} not ready after {timeout_s} s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text[-lines:])
+
+
+@dataclass
+class Run:
+    """What every benchmark of one ``bench/run.py`` invocation shares."""
+
+    store: Store
+    bootstrap: str
+    quick: bool
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    started: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M"))
+    services: list[Service] = field(default_factory=list)
+
+    def service(self, name: str, tag: str = "", **env: str) -> Service:
+        """A service process (not started) with this run's database, groups and port."""
+        port = free_port()
+        database = f"bench_{name}_{self.run_id}{tag}"
+        values = {
+            **os.environ,
+            "PMM_MONGODB_URL": self.store.url,
+            "PMM_KAFKA_BOOTSTRAP": self.bootstrap,
+            "PMM_MONGODB_DATABASE": database,
+            "PMM_GROUP_PREFIX": f"bench-{self.run_id}{tag}",
+            "PMM_HTTP_PORT": str(port),
+            "PMM_LOG_JSON": "true",
+            "PMM_KAFKA_METADATA_MAX_AGE_MS": "2000",
+            **env,
+        }
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        log = RUN_DIR / f"{self.run_id}-{name}{tag or ''}-{port}.log"
+        svc = Service(name, port, database, values, log)
+        self.services.append(svc)
+        return svc
+
+    def stop_all(self) -> None:
+        for svc in self.services:
+            svc.stop()
+
+
+Row = dict[str, Any]
+
+
+def aggregate_fields(aggregate: Any) -> dict[str, Any]:
+    """The document fields of an aggregate as ``pmm_runtime.changes.Aggregates.dump``
+    writes them (its JSON dump without id and version), for bulk set-up."""
+    from pydantic import TypeAdapter
+
+    fields: dict[str, Any] = TypeAdapter(type(aggregate)).dump_python(aggregate, mode="json")
+    fields.pop("id", None)
+    fields.pop("version", None)
+    return fields
