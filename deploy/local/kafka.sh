@@ -14,8 +14,10 @@
 # allow.everyone.if.no.acl.found=false, super users admin (SCRAM, bootstrapped at format time)
 # and controller (PLAIN on the controller listener, which only this node uses). A local CA and a
 # broker certificate (127.0.0.1, localhost) are made with openssl on first start; the admin's
-# client properties are written to <state>/credentials/admin.properties (librdkafka/kcat format)
-# and admin-java.properties (Java client and Kafka's own tools); the CA is <state>/tls/ca.pem.
+# client properties are written to <state>/credentials/admin.properties (librdkafka/kcat format;
+# admin-tls.properties for the TLS listener) and admin-java.properties (Java client and Kafka's
+# own tools); the CA is <state>/tls/ca.pem. Auto-creation of topics stays on: with ACLs only a
+# principal with Create may trigger it (the admin; no service, no organisation).
 # A state directory formatted without SCRAM is migrated once (its admin credential is added
 # through a short plaintext start), so no data is lost.
 #
@@ -177,7 +179,7 @@ super.users=User:admin;User:controller
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$TLS/broker.p12
 ssl.keystore.password=$KEYSTORE_PASSWORD
-auto.create.topics.enable=false
+auto.create.topics.enable=true
 PROPS
 }
 

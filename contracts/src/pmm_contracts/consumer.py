@@ -196,12 +196,8 @@ class SignalConsumer:
     def __post_init__(self) -> None:
         self.topic = signals_assigned_topic(self.org)
         self.responses_topic = signals_responses_topic(self.org)
+        # The broker allows an organisation only groups that begin with default_group(org).
         self.group = self.group_id or default_group(self.org)
-        if self.connection.uses_sasl and not self.group.startswith(default_group(self.org)):
-            raise ValueError(
-                f"the broker lets {self.org} use only consumer groups that begin with "
-                f"{default_group(self.org)!r}, not {self.group!r}"
-            )
         self.source = source_urn(self.oin, self.system)
         self._stop = asyncio.Event()
 
