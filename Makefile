@@ -18,7 +18,7 @@ IMAGES := register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005 cons
 REGISTRY ?=
 OVERLAY ?= local
 
-.PHONY: help install infra topics keys run stop reset test lint schemas token seed images k8s k8s-render k8s-local-key chromium
+.PHONY: help install infra topics keys run stop reset test lint schemas token seed org-credentials images k8s k8s-render k8s-local-key chromium
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ seed: install infra ## load services/register/seed/organisations.json (idempoten
 
 schemas: install ## regenerate contracts/schemas (refuses breaking changes)
 	@"$(UV)" run --no-sync pmm-contracts schemas
+
+org-credentials: install infra ## an organisation's Kafka client.properties: make org-credentials ORG=uwv
+	@"$(UV)" run --no-sync pmm-contracts org-credentials --org $(ORG)
 
 token: keys ## print a development token: make token ORG=uwv ROLE=maatwerk_professional SUB=p-1
 	@"$(UV)" run --no-sync pmm-token --org $(ORG) --role $(ROLE) $(if $(SUB),--sub $(SUB))

@@ -46,9 +46,23 @@ start() {
     if [ "$name" = console ]; then echo "  $name ready: http://127.0.0.1:$port/"
     else echo "  $name ready: http://127.0.0.1:$port/docs"; fi
   done
+  start_tenants
+}
+
+# The tenant provisioner follows the register's organisations (a principal and ACLs per member
+# organisation); only when the local broker is secured (its admin credentials exist).
+start_tenants() {
+  [ -f "$ROOT/.local/kafka/credentials/admin.properties" ] || return 0
+  if alive tenants; then return; fi
+  (cd "$ROOT" && exec setsid "$ROOT/.venv/bin/pmm-contracts" tenants \
+      >"$RUN_DIR/tenants.log" 2>&1 </dev/null) &
+  echo $! >"$RUN_DIR/tenants.pid"
+  echo "  tenants following the register (log .local/services/tenants.log)"
 }
 
 stop() {
+  if alive tenants; then kill -TERM "$(cat "$RUN_DIR/tenants.pid")" 2>/dev/null || true; echo "  tenants stopped"; fi
+  rm -f "$RUN_DIR/tenants.pid"
   for entry in "${SERVICES[@]}"; do
     name=${entry%%:*}
     if alive "$name"; then

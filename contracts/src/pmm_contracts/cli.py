@@ -196,6 +196,9 @@ def _topics(args: argparse.Namespace) -> int:
 
 def _tenants(args: argparse.Namespace) -> int:
     admin = _admin_connection(args)
+    if not admin.uses_sasl:
+        print("tenants: the broker is not secured (PMM_KAFKA_SECURITY=scram); nothing to do")
+        return 0
     provisioner = tenants.TenantProvisioner(_org_access(args, admin), admin)
     asyncio.run(provisioner.run(until_caught_up=args.once))
     print(f"tenants: {len(provisioner.members or ())} member organisations have a principal")
