@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 
-from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events import bridging as ev
-from pmm_contracts.topics import LOKET_CASES, OVERBRUGGING_APPLICATIONS
+from pmm_contracts.topics import OVERBRUGGING_APPLICATIONS
 from pmm_overbrugging.adapters.repository import BridgingRepository
-from pmm_overbrugging.domain import model
+from pmm_overbrugging.entrypoints import kafka
 from pmm_overbrugging.entrypoints.http import router
 from pmm_overbrugging.service import usecases as uc
 from pmm_overbrugging.settings import OverbruggingSettings
@@ -22,16 +19,6 @@ DESCRIPTION = (
     "pre-finances (voorschot) or guarantees (garantstelling) it from a yearly budget, and "
     "recovers it afterwards from the responsible party."
 )
-
-ERROR_STATUSES: dict[type[Exception], int] = {
-    model.ForbiddenTransition: 409,
-    model.InsufficientBudget: 409,
-    model.ConditionsNotMet: 422,
-    model.RuleViolation: 422,
-    uc.NotFound: 404,
-    uc.Forbidden: 403,
-    uc.Conflict: 409,
-}
 
 
 def create_app(settings: OverbruggingSettings | None = None) -> FastAPI:
@@ -45,25 +32,14 @@ def create_app(settings: OverbruggingSettings | None = None) -> FastAPI:
     repo = BridgingRepository(
         platform.store("applications"), platform.db["budgets"], platform.db["ledger"]
     )
-    deps = uc.Deps(repo=repo, source=settings.source, notify=platform.relay.notify)
+    deps = uc.Deps(repo=repo, changes=platform.changes)
     platform.on_startup(repo.create_indexes)
     platform.periodic(
         "pending-bookings",
         settings.pending_bookings_interval_s,
         lambda: uc.complete_pending_bookings(deps),
     )
-
-    async def on_case(event: CloudEvent[Any]) -> None:
-        await uc.on_case_event(deps, event)
-
-    platform.subscribe(
-        LOKET_CASES,
-        handler=on_case,
-        purpose="bridging-requests",
-        description="Bridging requests of the Loket become applications",
-    )
-    app = platform.http_app(
-        title=TITLE, description=DESCRIPTION, routers=[router()], error_statuses=ERROR_STATUSES
-    )
+    kafka.subscribe(platform, deps)
+    app = platform.http_app(title=TITLE, description=DESCRIPTION, routers=[router()])
     app.state.deps = deps
     return app

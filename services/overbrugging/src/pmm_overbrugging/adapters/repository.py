@@ -7,27 +7,28 @@ so a retried command books nothing twice; the budget remembers each command's am
 a retry after a crash writes the ledger entry with the amount the budget moved by.
 
 Every other money step is saved on the application first, with the booking it owes in
-``_pending_bookings`` (same atomic write), and booked after; whoever finds a pending
-booking (the next command on that application, or the periodic sweep) books it, once.
+``_pending_bookings`` (same atomic write, the change loop's ``extra_push``), and booked
+after; whoever finds a pending booking (the same step, the next step on that application,
+a retry, or the periodic sweep) books it, once. The queries of the use cases live here.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from pmm_overbrugging.domain.model import Application
+from pmm_contracts.topics import OVERBRUGGING_APPLICATIONS
+from pmm_overbrugging.domain.model import Application, Status
+from pmm_runtime.changes import Aggregates
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import AggregateStore, Pending
-
-_APP = TypeAdapter(Application)
+from pmm_runtime.outbox import AggregateStore
 
 # How each ledger kind moves the budget's counters (in cents).
 BUDGET_MOVES: dict[str, dict[str, int]] = {
@@ -39,116 +40,102 @@ BUDGET_MOVES: dict[str, dict[str, int]] = {
     "write_off": {"written_off_cents": 1, "committed_cents": -1},
 }
 
-
-def app_fields(application: Application) -> Document:
-    fields: Document = _APP.dump_python(application, mode="json")
-    fields.pop("id")
-    fields.pop("version")
-    return fields
-
-
-def app_from(doc: Document) -> Application:
-    data = {k: v for k, v in doc.items() if not k.startswith("_")}
-    return _APP.validate_python({**data, "id": doc["_id"], "version": doc["_version"]})
-
-
 PENDING = "_pending_bookings"
+HIDDEN = {"_audit": 0, "_outbox": 0, "_applied": 0, PENDING: 0}
+
+
+@dataclass(frozen=True)
+class Booking:
+    """One ledger entry a step books: its id, year, kind and amount in cents."""
+
+    entry_id: str
+    year: int
+    kind: str
+    cents: int
+
+    def document(self) -> Document:
+        return {
+            "entry_id": self.entry_id,
+            "year": self.year,
+            "kind": self.kind,
+            "cents": self.cents,
+        }
 
 
 class AlreadyBooked(Exception):
     """The command was applied before: a retry books nothing again."""
 
 
-class BridgingRepository:
+class BridgingRepository(Aggregates[Application]):
+    name = "application"
+
     def __init__(
         self,
         applications: AggregateStore,
         budgets: AsyncCollection[Document],
         ledger: AsyncCollection[Document],
     ) -> None:
-        self.applications = applications
+        super().__init__(applications, Application, topic=OVERBRUGGING_APPLICATIONS)
         self.budgets = budgets
         self.ledger = ledger
 
     async def create_indexes(self) -> None:
         await self.ledger.create_index([("application_id", ASCENDING)])
         await self.ledger.create_index([("year", ASCENDING), ("kind", ASCENDING)])
-        await self.applications.collection.create_index([("status", ASCENDING)])
+        for key in ("status", "case_id", "budget_year"):
+            await self.collection.create_index([(key, ASCENDING), ("received_on", ASCENDING)])
 
     # Applications ------------------------------------------------------------------------------
 
-    async def get(self, application_id: str) -> Application | None:
-        doc = await self.applications.get(application_id)
-        return app_from(doc) if doc else None
-
-    async def add(
+    async def search(
         self,
-        application: Application,
-        events: Sequence[Pending],
-        audit: Document,
-        caused_by: str | None,
-    ) -> bool:
-        return await self.applications.create(
-            application.id, app_fields(application), events, caused_by=caused_by, audit=audit
-        )
+        *,
+        case_id: str | None = None,
+        status: Status | None = None,
+        skip: int = 0,
+        limit: int = 50,
+    ) -> tuple[int, list[Application]]:
+        """One page of the applications that match, oldest first, and how many match."""
+        query: Document = {}
+        if case_id is not None:
+            query["case_id"] = case_id
+        if status is not None:
+            query["status"] = status.value
+        total = await self.collection.count_documents(query)
+        cursor = self.collection.find(query, HIDDEN).sort([("received_on", ASCENDING), ("_id", 1)])
+        docs = await cursor.skip(skip).limit(limit).to_list(None)
+        return total, [self.load(d) for d in docs]
 
-    async def save(
-        self,
-        application: Application,
-        expected_version: int,
-        events: Sequence[Pending],
-        audit: Document,
-        caused_by: str | None = None,
-        pending_booking: Document | None = None,
-    ) -> bool:
-        """Save the new state, its events and audit entry, and the booking it owes (if
-        any), in one conditional write."""
-        saved = await self.applications.update(
-            application.id,
-            expected_version=expected_version,
-            set_fields=app_fields(application),
-            events=events,
-            audit=audit,
-            caused_by=caused_by,
-            push={PENDING: pending_booking} if pending_booking is not None else None,
-        )
-        return saved is not None
+    async def of_year(self, year: int) -> list[Application]:
+        """The applications decided on ``year``'s budget (its figures)."""
+        docs = await self.collection.find({"budget_year": year}, HIDDEN).to_list(None)
+        return [self.load(d) for d in docs]
 
-    async def get_with_applied(
-        self, application_id: str
-    ) -> tuple[Application | None, set[str], list[Document]]:
-        """The application, the ids of the commands applied to it and the bookings it still
-        owes, in one read by _id (FerretDB pushes only a bare _id filter down)."""
-        doc = await self.applications.get(application_id)
-        if doc is None:
-            return None, set(), []
-        return app_from(doc), set(doc.get("_applied", [])), list(doc.get(PENDING, []))
+    async def pending_bookings(self, application_id: str) -> list[Booking]:
+        """What the application still owes the ledger (one read by _id)."""
+        doc = await self.collection.find_one({"_id": application_id}, {PENDING: 1})
+        return [Booking(**b) for b in (doc or {}).get(PENDING, [])]
 
-    async def booked(self, application_id: str, booking: Document) -> None:
+    def owing(self, bookings: Sequence[Booking]) -> Document | None:
+        """The bookings a step owes, pushed in the same write as its state (the change
+        loop's ``extra_push``)."""
+        return {PENDING: {"$each": [b.document() for b in bookings]}} if bookings else None
+
+    async def booked(self, application_id: str, booking: Booking) -> None:
         """The booking is in the ledger: remove it from the application's pending list
         (the exact entry; FerretDB's ``$pull`` with a condition removes nothing)."""
-        await self.applications.collection.update_one(
-            {"_id": application_id}, {"$pullAll": {PENDING: [booking]}}
+        await self.collection.update_one(
+            {"_id": application_id}, {"$pullAll": {PENDING: [booking.document()]}}
         )
 
-    async def with_pending_bookings(self, limit: int = 500) -> list[tuple[str, list[Document]]]:
+    async def with_pending_bookings(self, limit: int = 500) -> list[tuple[str, list[Booking]]]:
+        """The sweep's question: applications that saved a step but did not book it."""
         docs = (
-            await self.applications.collection.find(
-                {f"{PENDING}.0": {"$exists": True}}, {PENDING: 1}
-            )
+            await self.collection.find({f"{PENDING}.0": {"$exists": True}}, {PENDING: 1})
             .limit(limit)
             .to_list(None)
         )
-        return [(d["_id"], list(d[PENDING])) for d in docs]
-
-    async def all(self, status: str | None = None) -> list[Application]:
-        query = {"status": status} if status else {}
-        docs = (
-            await self.applications.collection.find(query)
-            .sort("received_on", ASCENDING)
-            .to_list(None)
-        )
-        return [app_from(d) for d in docs]
+        return [(d["_id"], [Booking(**b) for b in d[PENDING]]) for d in docs]
 
     # Budgets -----------------------------------------------------------------------------------
 
@@ -186,16 +173,15 @@ class BridgingRepository:
     async def budget(self, year: int) -> Document | None:
         return await self.budgets.find_one({"_id": year}, {"commands": 0, "amounts": 0})
 
-    async def book(
-        self, *, command_id: str, year: int, kind: str, amount_cents: int, application_id: str
-    ) -> None:
-        """Move the budget and write the ledger entry for one command, exactly once.
+    async def book(self, booking: Booking, application_id: str) -> None:
+        """Move the budget and write the ledger entry for one booking, exactly once.
 
-        Raises ``InsufficientBudget`` (from the caller's domain) via ``None`` return
-        handling; raises ``AlreadyBooked`` when the command was applied before.
+        Raises ``LookupError`` when there is no budget or not enough available, and
+        ``AlreadyBooked`` when the booking's entry was applied before.
         """
-        moves = {k: v * amount_cents for k, v in BUDGET_MOVES[kind].items()}
-        condition: dict[str, Any] = {"_id": year, "commands": {"$ne": command_id}}
+        command_id, amount_cents = booking.entry_id, booking.cents
+        moves = {k: v * amount_cents for k, v in BUDGET_MOVES[booking.kind].items()}
+        condition: dict[str, Any] = {"_id": booking.year, "commands": {"$ne": command_id}}
         if moves.get("available_cents", 0) < 0:
             condition["available_cents"] = {"$gte": amount_cents}
         moved = await self.budgets.find_one_and_update(
@@ -206,7 +192,7 @@ class BridgingRepository:
             },
         )
         if moved is None:
-            applied = await self.budgets.find_one({"_id": year, "commands": command_id})
+            applied = await self.budgets.find_one({"_id": booking.year, "commands": command_id})
             if applied is None:
                 raise LookupError("budget")  # no budget, or not enough available
             # Moved by an earlier attempt that may have crashed before its ledger entry:
@@ -217,8 +203,8 @@ class BridgingRepository:
         entry = {
             "_id": command_id,
             "application_id": application_id,
-            "year": year,
-            "kind": kind,
+            "year": booking.year,
+            "kind": booking.kind,
             "amount_cents": amount_cents,
             "at": datetime.now(UTC),
         }

@@ -12,6 +12,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
+from pmm_runtime import errors
+from pmm_runtime.errors import RuleViolation
+
 
 class Status(StrEnum):
     RECEIVED = "received"
@@ -55,30 +58,26 @@ CONDITIONS = (
 """The checklist: every condition must be met before an approval."""
 
 
-class BridgingError(Exception):
-    problem_extra: dict[str, Any] | None = None
+def _sources(wanted: Status) -> list[str]:
+    return sorted(s.value for s, targets in ALLOWED_TRANSITIONS.items() if wanted in targets)
 
 
-class ForbiddenTransition(BridgingError):
+class ForbiddenTransition(errors.NotInState):
+    """The workflow table does not allow this move (HTTP 409, naming the allowed next)."""
+
     def __init__(self, current: Status, wanted: Status) -> None:
         allowed = sorted(s.value for s in ALLOWED_TRANSITIONS[current])
         super().__init__(
             f"an application that is {current.value} cannot become "
-            f"{wanted.value}; allowed next: {', '.join(allowed) or 'none'}"
+            f"{wanted.value}; allowed next: {', '.join(allowed) or 'none'}",
+            current_status=current.value,
+            allowed=allowed,
+            required_status=_sources(wanted),
         )
-        self.problem_extra = {"current_status": current.value, "allowed": allowed}
 
 
-class ConditionsNotMet(BridgingError):
-    pass
-
-
-class RuleViolation(BridgingError):
-    pass
-
-
-class InsufficientBudget(BridgingError):
-    pass
+class InsufficientBudget(errors.Conflict):
+    """The year's available budget does not cover the commitment (HTTP 409)."""
 
 
 def to_cents(amount: Decimal) -> int:
@@ -116,68 +115,80 @@ class Application:
     determined_on: date | None = None
     version: int = 1
 
-    def _move(self, wanted: Status) -> None:
+    def _allow(self, wanted: Status) -> None:
+        """The workflow table is checked first, in one place, before any other rule."""
         if wanted not in ALLOWED_TRANSITIONS[self.status]:
             raise ForbiddenTransition(self.status, wanted)
-        self.status = wanted
 
     def record_condition(self, name: str, met: bool, note: str | None) -> None:
         if name not in CONDITIONS:
-            raise RuleViolation(f"unknown condition {name!r}; one of {', '.join(CONDITIONS)}")
+            raise RuleViolation(name, f"unknown condition {name!r}; one of {', '.join(CONDITIONS)}")
         if self.status != Status.RECEIVED:
-            raise RuleViolation("conditions are assessed before the decision")
+            raise errors.NotInState(
+                "conditions are assessed before the decision",
+                current_status=self.status.value,
+                allowed=[s.value for s in ALLOWED_TRANSITIONS[self.status]],
+                required_status=[Status.RECEIVED.value],
+            )
         self.conditions[name] = {"met": met, "note": note}
 
     def missing_conditions(self) -> list[str]:
         return [c for c in CONDITIONS if not self.conditions.get(c, {}).get("met")]
 
     def approve(self, form: Form, amount_cents: int, year: int, period_end: date | None) -> None:
-        if self.status != Status.RECEIVED:
-            raise ForbiddenTransition(self.status, Status.APPROVED)
+        self._allow(Status.APPROVED)
         missing = self.missing_conditions()
         if missing:
-            raise ConditionsNotMet(f"conditions not met: {', '.join(missing)}")
+            raise RuleViolation(
+                "conditions", f"conditions not met: {', '.join(missing)}", missing=missing
+            )
         if amount_cents <= 0:
-            raise RuleViolation("amount must be positive")
+            raise RuleViolation("amount", "amount must be positive")
         if form == Form.GUARANTEE and period_end is None:
-            raise RuleViolation("a guarantee needs a period_end")
-        self._move(Status.APPROVED)
+            raise RuleViolation("period_end", "a guarantee needs a period_end")
+        self.status = Status.APPROVED
         self.form, self.amount_cents, self.budget_year = form, amount_cents, year
         self.period_end = period_end
 
     def reject(self, reason: str) -> None:
-        self._move(Status.REJECTED)
+        self._allow(Status.REJECTED)
+        self.status = Status.REJECTED
         self.reason = reason
 
     def pay(self, amount_cents: int, today: date) -> None:
+        self._allow(Status.PAID)
         if self.form != Form.ADVANCE:
-            raise RuleViolation("only an advance is paid out; a guarantee is called")
+            raise RuleViolation("form", "only an advance is paid out; a guarantee is called")
         if amount_cents != self.amount_cents:
-            raise RuleViolation("the advance is paid in full, as approved")
-        self._move(Status.PAID)
+            raise RuleViolation("amount", "the advance is paid in full, as approved")
+        self.status = Status.PAID
         self.paid_cents, self.paid_on = amount_cents, today
 
     def call_guarantee(self, amount_cents: int, today: date) -> None:
+        self._allow(Status.CALLED)
         if self.form != Form.GUARANTEE:
-            raise RuleViolation("only a guarantee is called")
-        if not 0 < amount_cents <= self.amount_cents:
-            raise RuleViolation("a guarantee is called for at most the guaranteed amount")
-        self._move(Status.CALLED)
+            raise RuleViolation("form", "only a guarantee is called")
+        if amount_cents != self.amount_cents:
+            raise RuleViolation("amount", "call the full guarantee, or release it")
+        self.status = Status.CALLED
         self.paid_cents, self.paid_on = amount_cents, today
 
     def release(self) -> int:
         """Ends an unused guarantee; returns the cents that go back to the budget."""
+        self._allow(Status.RELEASED)
         if self.form != Form.GUARANTEE:
-            raise RuleViolation("only a guarantee is released")
-        self._move(Status.RELEASED)
+            raise RuleViolation("form", "only a guarantee is released; an advance is paid")
+        self.status = Status.RELEASED
         return self.amount_cents
 
     def determine(self, party: str, legal_ground: str, today: date) -> None:
-        self._move(Status.DETERMINED)
+        self._allow(Status.DETERMINED)
+        self.status = Status.DETERMINED
         self.responsible_party, self.legal_ground, self.determined_on = party, legal_ground, today
 
     def request_recovery(self) -> int:
-        self._move(Status.RECOVERY_REQUESTED)
+        self._allow(Status.RECOVERY_REQUESTED)
+        self.status = Status.RECOVERY_REQUESTED
         return self.outstanding_cents
 
     @property
@@ -186,22 +197,23 @@ class Application:
 
     def repay(self, amount_cents: int) -> bool:
         """Books a (partial) repayment; True when fully recovered."""
-        if self.status != Status.RECOVERY_REQUESTED:
-            raise RuleViolation("repayments are booked after the recovery was requested")
+        self._allow(Status.RECOVERED)  # repayments are booked once recovery was requested
         if not 0 < amount_cents <= self.outstanding_cents:
             raise RuleViolation(
+                "amount",
                 f"a repayment is between 0 and the outstanding "
-                f"{to_euros(self.outstanding_cents)} euro"
+                f"{to_euros(self.outstanding_cents)} euro",
             )
         self.recovered_cents += amount_cents
         if self.outstanding_cents == 0:
-            self._move(Status.RECOVERED)
+            self.status = Status.RECOVERED
             return True
         return False
 
     def write_off(self, reason: str) -> int:
+        self._allow(Status.WRITTEN_OFF)
         amount = self.outstanding_cents
-        self._move(Status.WRITTEN_OFF)
+        self.status = Status.WRITTEN_OFF
         self.written_off_cents += amount
         self.reason = reason
         return amount
