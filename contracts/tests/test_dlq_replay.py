@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from pmm_contracts import encode_event, new_event
 from pmm_contracts.dlq import ORIGINAL_TOPIC, replay
 from pmm_contracts.events.cases import CaseTriaged
-from pmm_runtime.testing import create_topics, read_topic
+from pmm_runtime.testing import admin_connection, create_topics, read_topic
 
 pytestmark = pytest.mark.integration
 SOURCE = "urn:nld:oin:00000001234567890000:systeem:loket"
@@ -30,7 +30,7 @@ async def test_replay_moves_valid_dead_letters_back_once_and_leaves_the_rest(
             source=SOURCE,
         )
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**admin_connection(bootstrap).kwargs(), acks="all")
     await producer.start()
     try:
         headers = [(ORIGINAL_TOPIC, topic.encode()), ("x-dlq-error", b"handler failed")]

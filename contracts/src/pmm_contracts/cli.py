@@ -4,6 +4,7 @@ pmm-contracts topics [--bootstrap HOST:PORT] [--org CODE ...]
 pmm-contracts schemas [--check] [--allow-breaking]
 pmm-contracts catalogue
 pmm-contracts dlq replay --topic TOPIC [--valid-only] [--dry-run]
+pmm-contracts dlq replay --topic TOPIC [--valid-only] [--dry-run]
 """
 
 from __future__ import annotations
@@ -272,7 +273,27 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--check", action="store_true", help="fail if the files are out of date")
     gen.add_argument("--allow-breaking", action="store_true")
     sub.add_parser("catalogue", help="print the topic catalogue")
+    dlq = sub.add_parser("dlq", help="dead-letter topics")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    again = dlq_sub.add_parser("replay", help="move dead letters back to their topic")
+    again.add_argument("--topic", required=True, help="the original topic (not the .dlq)")
+    again.add_argument(
+        "--bootstrap", default=os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    )
+    again.add_argument(
+        "--valid-only", action="store_true", help="only what decodes as a known CloudEvent now"
+    )
+    again.add_argument("--dry-run", action="store_true", help="list, produce nothing")
     args = parser.parse_args(argv)
+
+    if args.command == "dlq":
+        from pmm_contracts.dlq import replay
+
+        report = asyncio.run(
+            replay(args.bootstrap, args.topic, valid_only=args.valid_only, dry_run=args.dry_run)
+        )
+        print("\n".join(report.lines()))
+        return 0
 
     if args.command == "topics":
         return _topics(args)

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pmm_contracts.connection import local_connection
 from pmm_contracts.envelope import EventData, EventDecodeError, decode_event
 from pmm_contracts.events import REGISTRY
 from pmm_contracts.topics import dead_letter_topic
@@ -52,7 +53,10 @@ async def replay(
     """Replay what waits in ``topic``'s DLQ now (stops when nothing arrives for ``idle_s``)."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    extra = dict(client_kwargs or {})
+    if client_kwargs is None:  # the local broker's admin credentials when it is secured
+        client_kwargs = local_connection(bootstrap).aiokafka_kwargs()
+        client_kwargs.pop("bootstrap_servers")
+    extra = dict(client_kwargs)
     dlq = dead_letter_topic(topic)
     consumer = AIOKafkaConsumer(
         dlq,
