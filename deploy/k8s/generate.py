@@ -6,14 +6,16 @@ being copied by hand:
 
 - the topic catalogue (``pmm_contracts.topics``): a Strimzi ``KafkaTopic`` per topic and
   per dead-letter topic, with its partitions, cleanup policy and retention;
+- the tenant model (``pmm_contracts.tenants``): each service's and seed organisation's
+  ``KafkaUser`` with its ACLs;
 - each service's subscriptions, read off the FastStream broker that ``create_app``
-  builds (no broker or store is contacted): its consumer groups, the topics it reads,
-  hence its Kafka ACLs, the Kafka lag triggers of its KEDA ``ScaledObject`` and its
-  maximum replica count (the partitions of the topics it consumes);
+  builds (no broker or store is contacted): its consumer groups and the topics it reads,
+  hence the Kafka lag triggers of its KEDA ``ScaledObject`` and its maximum replica count
+  (the partitions of the topics it consumes), and a check that the ACLs grant them;
 - each service's HTTP port (its settings) and version (its package), for the
   ``Deployment``, ``Service`` and image tag;
 - the seed organisations (services/register/seed/organisations.json): their two signal
-  topics and a ``KafkaUser`` with exactly the tenant model's ACLs;
+  topics and their ``KafkaUser``;
 - deploy/observability/: the alert rules as a ``PrometheusRule`` and the Grafana
   dashboard as a ``ConfigMap`` for Grafana's dashboard sidecar.
 
@@ -38,6 +40,12 @@ from typing import Any
 
 import yaml
 
+from pmm_contracts.tenants import (
+    Grant,
+    organisation_grants,
+    organisation_principal,
+    service_grants,
+)
 from pmm_contracts.topics import (
     CATALOGUE,
     REGISTER_PROFESSIONALS,
@@ -72,7 +80,6 @@ REPLICATION = 3
 MIN_ISR = 2
 MIN_REPLICAS = 2  # two replicas of every service: one may be drained or restarted
 HTTP_MAX_REPLICAS = 6
-CONSUMER_KIT_GROUP = "pmm-signals"  # pmm_contracts.consumer: group <org>.pmm-signals
 LAG_PER_REPLICA = 100
 CPU_TARGET_PERCENT = 70
 
@@ -85,12 +92,9 @@ PATTERN_PREFIXES: dict[str, str] = {
     # The topics a pattern subscription can match, as the prefix a Kafka ACL can name.
     SIGNALS_RESPONSES_PATTERN: signals_responses_topic("xx").removesuffix("xx"),
 }
-TOPIC_CREATORS: dict[str, tuple[str, ...]] = {
-    # Creates an organisation's two topics at its first assignment (pmm_signalen OrgTopics).
-    "signalen": (
-        signals_assigned_topic("xx").removesuffix("xx"),
-        signals_responses_topic("xx").removesuffix("xx"),
-    ),
+ORG_TOPIC_PRODUCERS: dict[str, tuple[str, ...]] = {
+    # Publishes the signals assigned to each organisation (pmm.signalen.assigned.<org>).
+    "signalen": (signals_assigned_topic("xx").removesuffix("xx"),),
 }
 
 
@@ -110,6 +114,7 @@ class ServiceFacts:
     port: int
     version: str
     group_prefix: str
+    group_root: str
     database: str
     subscriptions: tuple[Subscription, ...]
 
@@ -182,6 +187,7 @@ def service_facts(service: str) -> ServiceFacts:
         port=int(settings.http_port),
         version=version(f"pmm-{service}"),
         group_prefix=settings.group_id(""),
+        group_root=settings.group_prefix,
         database=settings.database_name,
         subscriptions=tuple(sorted(subscriptions, key=lambda s: s.group)),
     )
@@ -250,29 +256,61 @@ def _user(name: str, acls: list[dict[str, Any]], labels: dict[str, str]) -> dict
     }
 
 
+_RESOURCE = {"TOPIC": "topic", "GROUP": "group"}
+_PATTERN = {"LITERAL": "literal", "PREFIXED": "prefix"}
+
+
+def _acls(grants: Iterable[Grant]) -> list[dict[str, Any]]:
+    """Strimzi's form of the tenant model's grants (Read and Write imply Describe)."""
+    return _merged(
+        [
+            _acl(
+                _RESOURCE[g.resource],
+                g.name,
+                [g.operation.capitalize()],
+                _PATTERN[g.pattern],
+            )
+            for g in sorted(grants)
+        ]
+    )
+
+
 def service_user(facts: ServiceFacts) -> dict[str, Any]:
-    """Exactly its catalogue topics: write what it produces, read what it consumes, write
-    the dead-letter topics of what it consumes, its own consumer groups."""
-    acls = [
-        _acl("topic", spec.name, ["Write", "Describe"])
-        for spec in CATALOGUE
-        if spec.producer == facts.name
-    ]
-    reads = set(facts.consumed) | set(RAW_CONSUMERS.get(facts.name, ()))
-    for topic in sorted(reads):
-        acls.append(_acl("topic", topic, ["Read", "Describe"]))
-    for topic in facts.consumed:
-        acls.append(_acl("topic", dead_letter_topic(topic), ["Write", "Describe"]))
+    """The tenant model's grants of the service (``pmm_contracts.tenants``: its catalogue
+    topics, the dead-letter topics of what it consumes, its groups ``pmm.<service>.``).
+
+    Locally the TenantProvisioner gives signalen literal ACLs on each organisation's two
+    topics as organisations join; Strimzi's User Operator owns a KafkaUser's ACLs and would
+    remove ACLs set beside it, so here signalen gets them by prefix. Fails when the code
+    reads a topic the model does not grant: the catalogue and the code disagree."""
+    grants = set(service_grants(facts.name, CATALOGUE, group_prefix=facts.group_root))
     for subscription in facts.subscriptions:
         if subscription.pattern is not None:
             prefix = PATTERN_PREFIXES[subscription.pattern]  # KeyError: add it above
-            # the dead-letter topics (<topic>.dlq) fall under the same prefix
-            acls.append(_acl("topic", prefix, ["Read", "Write", "Describe"], "prefix"))
-    for prefix in TOPIC_CREATORS.get(facts.name, ()):
-        acls.append(_acl("topic", prefix, ["Create", "Describe"], "prefix"))
-    if facts.subscriptions:
-        acls.append(_acl("group", facts.group_prefix, ["Read", "Describe"], "prefix"))
-    return _user(facts.deployment, _merged(acls), {"app.kubernetes.io/name": facts.deployment})
+            # the organisations' answers and their dead-letter topics (<topic>.dlq)
+            grants |= {
+                Grant("TOPIC", prefix, "PREFIXED", "READ"),
+                Grant("TOPIC", prefix, "PREFIXED", "WRITE"),
+            }
+    for prefix in ORG_TOPIC_PRODUCERS.get(facts.name, ()):
+        grants.add(Grant("TOPIC", prefix, "PREFIXED", "WRITE"))
+    acls = _acls(grants)
+    for topic in (*facts.consumed, *RAW_CONSUMERS.get(facts.name, ())):
+        if not any(_grants(acl, "topic", topic, "Read") for acl in acls):
+            raise RuntimeError(f"{facts.name} reads {topic}: not in the catalogue's consumers")
+    for subscription in facts.subscriptions:
+        if not any(_grants(acl, "group", subscription.group, "Read") for acl in acls):
+            raise RuntimeError(f"{facts.name}: group {subscription.group} not granted")
+    return _user(facts.deployment, acls, {"app.kubernetes.io/name": facts.deployment})
+
+
+def _grants(acl: dict[str, Any], kind: str, name: str, operation: str) -> bool:
+    resource = acl["resource"]
+    if resource["type"] != kind or operation not in acl["operations"]:
+        return False
+    if resource["patternType"] == "prefix":
+        return bool(name.startswith(resource["name"]))
+    return bool(name == resource["name"])
 
 
 def _merged(acls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -302,20 +340,11 @@ def keda_user() -> dict[str, Any]:
 
 
 def organisation_user(org: str) -> dict[str, Any]:
-    """The tenant model (DESIGN.md §5): Read on its assigned signals, Write on its
-    responses, the dead-letter topic its consumer kit writes to, and the consumer kit's
-    groups (``<org>.pmm-signals...``). Nothing else. Not the prefix ``<org>.``: for the
-    organisation ``pmm`` that would be every service's group (``pmm.<service>.<purpose>``)."""
-    assigned, responses = signals_assigned_topic(org), signals_responses_topic(org)
+    """The tenant model (DESIGN.md §5, ``pmm_contracts.tenants``): Read on its assigned
+    signals, Write on its responses, its consumer kit's groups ``<org>.pmm-signals...``.
+    Nothing else."""
     return _user(
-        f"org-{org}",
-        [
-            _acl("topic", assigned, ["Read", "Describe"]),
-            _acl("topic", dead_letter_topic(assigned), ["Write", "Describe"]),
-            _acl("topic", responses, ["Write", "Describe"]),
-            _acl("group", f"{org}.{CONSUMER_KIT_GROUP}", ["Read", "Describe"], "prefix"),
-        ],
-        {"pmm/organisation": org},
+        organisation_principal(org), _acls(organisation_grants(org)), {"pmm/organisation": org}
     )
 
 
