@@ -49,6 +49,10 @@ from pmm_signalen.settings import SignalenSettings
 
 LOKET = "urn:nld:oin:00000001234567890000:systeem:loket"
 REGISTER = "urn:nld:oin:00000001234567890000:systeem:register"
+WAIT_S = 90
+"""Bound of each wait for the consumers: the shared development machine is often loaded
+(a new consumer group joining and replaying the register's topics took 30-40 s at a load
+average of 10 on two cores)."""
 
 
 def learning_point(
@@ -170,7 +174,7 @@ class World:
             body: dict[str, Any] = r.json()
             return body if check is None or check(body) else None
 
-        return await eventually(found, timeout_s=30)
+        return await eventually(found, timeout_s=WAIT_S)
 
     async def assigned(
         self, org: str, count: int, *, settle_s: float = 0.0
@@ -231,7 +235,7 @@ async def world(
     )
     register = app.state.deps.register
     for org in (org_a, org_b):
-        await eventually(lambda org=org: register.organisation(org), timeout_s=30)
+        await eventually(lambda org=org: register.organisation(org), timeout_s=WAIT_S)
     return World(client, app, infra.kafka_bootstrap, unique, issuer, org_a, org_b, cases_topic)
 
 

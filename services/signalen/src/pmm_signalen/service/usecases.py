@@ -403,7 +403,8 @@ async def search(
     also those of the cases they directed (with the case reference)."""
     directed = await _directed(deps, who)
     staff = who.has_any(Role.PMM_STAFF)
-    if not staff and not directed and query.organisation not in (None, who.organisation):
+    regie = who.has_any(Role.CASE_DIRECTOR)
+    if not staff and not regie and query.organisation not in (None, who.organisation):
         raise Forbidden(
             "an organisation sees only the signals assigned to it", field="organisation"
         )
