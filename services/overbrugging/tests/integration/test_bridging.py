@@ -415,3 +415,77 @@ async def test_a_commitment_retried_after_a_crash_keeps_the_amount_the_budget_mo
     assert budget is not None
     assert budget["committed_cents"] == 100_00
     assert await deps.repo.ledger_sums(year) == {"commitment": 100_00}
+
+
+async def test_the_v1_api_pages_filters_and_bounds_its_numbers(
+    service: tuple[httpx.AsyncClient, uc.Deps], issuer: LocalIssuer, unique: str
+) -> None:
+    client, deps = service
+    holder = bearer(issuer, "pmm", "budget_holder")
+    for n in range(3):
+        await deps.changes.create(
+            deps.repo,
+            Application(
+                id=f"{unique}-{n}",
+                case_id=f"case-{unique}" if n < 2 else "other",
+                case_number="LMM-2026-0001",
+                request_id=f"r{n}",
+                provision="p",
+                provider="x",
+                estimated_cents=100_00,
+                candidate_payers=["a", "b"],
+                received_on=deps.today(),
+            ),
+            [],
+            actor="test",
+            action="received",
+        )
+    first = await client.get(
+        "/v1/applications",
+        headers=holder,
+        params={"case_id": f"case-{unique}", "status": "received", "page_size": 1},
+    )
+    assert first.status_code == 200
+    assert first.headers["API-Version"] == "1.0.0"
+    page = first.json()
+    assert (page["total"], page["page"], len(page["items"])) == (2, 1, 1)
+    assert page["items"][0]["case_id"] == f"case-{unique}"
+    second = (await client.get(page["next"], headers=holder)).json()
+    assert second["next"] is None
+    assert {page["items"][0]["id"], second["items"][0]["id"]} == {f"{unique}-0", f"{unique}-1"}
+    none = await client.get(
+        "/applications", headers=holder, params={"case_id": f"case-{unique}", "status": "paid"}
+    )
+    assert none.json()["total"] == 0
+
+    for method, path, body, field in (
+        ("GET", "/v1/applications?page=100000000000000000000", None, "page"),
+        ("GET", "/applications?status=sleeping", None, "status"),
+        ("GET", "/budgets/100000000000000000000", None, "year"),
+        ("PUT", "/budgets/9223372036854775808", {"total": "10.00"}, "year"),
+        ("PUT", "/v1/budgets/1999", {"total": "10.00"}, "year"),
+    ):
+        answer = await client.request(method, path, headers=holder, json=body)
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        problem = answer.json()
+        assert (problem["type"], problem["field"]) == ("urn:nl:pmm:problem:invalid-input", field)
+
+    decision = await client.post(
+        f"/v1/applications/{unique}-0/decision",
+        headers=holder,
+        json={"command_id": f"c-{unique}", "approve": True, "form": "advance"},
+    )
+    assert decision.status_code == 422
+    assert decision.json()["field"] == "amount"
+    assert decision.json()["type"] == "urn:nl:pmm:problem:rule-violation"
+    early = await client.post(
+        f"/v1/applications/{unique}-0/payment",
+        headers=holder,
+        json={"command_id": f"p-{unique}", "amount": "100.00"},
+    )
+    assert early.status_code == 409
+    assert early.json()["current_status"] == "received"
+    openapi = (await client.get("/openapi.json")).json()
+    assert "/v1/applications" in openapi["paths"]
+    assert "/applications" not in openapi["paths"]

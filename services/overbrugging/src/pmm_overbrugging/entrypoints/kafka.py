@@ -9,7 +9,7 @@ from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events.cases import BridgingRequested
 from pmm_contracts.topics import LOKET_CASES
 from pmm_overbrugging.service import usecases as uc
-from pmm_runtime.platform import Platform
+from pmm_runtime.platform import Handlers, Platform
 
 
 async def on_bridging_requested(deps: uc.Deps, event: CloudEvent[BridgingRequested]) -> None:
@@ -28,10 +28,14 @@ async def on_bridging_requested(deps: uc.Deps, event: CloudEvent[BridgingRequest
     await uc.receive(deps, request, caused_by=str(event.id))
 
 
+def handlers(deps: uc.Deps) -> Handlers:
+    return {BridgingRequested: partial(on_bridging_requested, deps)}
+
+
 def subscribe(platform: Platform, deps: uc.Deps) -> None:
     platform.subscribe(
         LOKET_CASES,
-        handlers={BridgingRequested: partial(on_bridging_requested, deps)},
+        handlers=handlers(deps),
         purpose="bridging-requests",
         description="Bridging requests of the Loket become applications",
     )
