@@ -409,8 +409,10 @@ def router() -> Any:
     async def consultations(ctx: UserCtx) -> Response:
         answer = await ctx.services.loket.get("/consultations", ctx.token)
         items = answer.get("items", []) if isinstance(answer, dict) else answer
+        orgs, _ = await organisations(ctx)
         return ctx.render(
             "consultations.html",
+            org_names=names(orgs),
             consultations=sorted(items, key=lambda k: str(k.get("due"))),
             errors={},
             values={},
@@ -435,6 +437,7 @@ def router() -> Any:
             return ctx.render(
                 "consultations.html",
                 422,
+                org_names={},
                 consultations=items,
                 errors={consultation_id: placed},
                 values={consultation_id: form.get("answer")},
