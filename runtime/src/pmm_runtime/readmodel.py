@@ -82,10 +82,17 @@ class RegisterReadModel:
 
 
 async def _upsert_newer(collection: AsyncCollection[Document], key: str, state: Document) -> None:
-    """Write ``state`` unless a newer or equal version is stored already (idempotent)."""
-    # DuplicateKeyError: the stored version is newer or the same, so a redelivery
-    # changes nothing.
-    with contextlib.suppress(DuplicateKeyError):
-        await collection.replace_one(
-            {"_id": key, "version": {"$lt": state["version"]}}, state, upsert=True
-        )
+    """Write ``state`` unless a newer or equal version is stored already (idempotent).
+
+    Only bare ``_id`` filters: FerretDB evaluates any other filter by decoding every
+    document, which made a replay of the changelog crawl (2-3 records a second). One
+    partition's consumer writes one key at a time, so the read and the write do not race.
+    """
+    stored = await collection.find_one({"_id": key}, {"version": 1})
+    if stored is not None and int(stored.get("version", 0)) >= int(state["version"]):
+        return  # a redelivery or an older state changes nothing
+    if stored is None:
+        with contextlib.suppress(DuplicateKeyError):
+            await collection.insert_one({"_id": key, **state})
+            return
+    await collection.replace_one({"_id": key}, {"_id": key, **state})
