@@ -1,6 +1,6 @@
 """`make bench`: the platform's performance figures on the local stack (not a test).
 
-    uv run --no-sync python bench/run.py [--quick] [--only signalen,http,idle,scale,existing]
+    uv run --no-sync python bench/run.py [--quick] [--only store,signalen,http,idle,scale,existing]
         [--store private|shared]
 
 Each figure is printed with a baseline measured in the same run, the store it ran on and
@@ -28,6 +28,7 @@ import http_bench
 import idle_bench
 import signalen_bench
 import stack
+import store_bench
 from stack import ROOT, RUN_DIR, Row, Run, open_store
 
 BENCHES: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
@@ -35,6 +36,7 @@ BENCHES: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
     "http": http_bench.bench,
     "idle": idle_bench.bench,
     "scale": signalen_bench.scale,
+    "store": store_bench.bench,
 }
 
 
@@ -101,7 +103,7 @@ async def main(args: argparse.Namespace, infra: Any) -> int:
     connection = getattr(infra, "connection", None)
     if connection is not None:
         stack.KAFKA.update(connection.kwargs())
-    run = Run(store=None, bootstrap=infra.kafka_bootstrap, quick=args.quick)  # type: ignore[arg-type]
+    run = Run(store=None, bootstrap=infra.kafka_bootstrap, quick=args.quick, profile=args.profile)  # type: ignore[arg-type]
     run.store = open_store(args.store, run.run_id)
     load = os.getloadavg()
     print(
@@ -160,7 +162,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--quick", action="store_true", help="small bursts, short windows (~2-5 min)"
     )
-    parser.add_argument("--only", default="signalen,http,idle,scale,existing")
+    parser.add_argument("--only", default="store,signalen,http,idle,scale,existing")
+    parser.add_argument(
+        "--profile", action="store_true", help="run the signalen burst's service under cProfile"
+    )
     parser.add_argument("--store", choices=["private", "shared"], default="private")
     parsed = parser.parse_args()
     from pmm_runtime.testing import local_infra

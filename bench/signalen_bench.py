@@ -11,17 +11,21 @@ one figures document) and publishing the same number of records with ``acks=all`
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import pstats
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
-from stack import Row, Run, Service, kafka
+from stack import ROOT, RUN_DIR, Row, Run, Service, kafka
 
 from pmm_contracts import encode_event, new_event
 from pmm_contracts.cli import provision
@@ -217,6 +221,22 @@ async def raw_loop(
         await client.close()
 
 
+def show_profile(path: Path, top: int = 30) -> None:
+    """Where the service's time went: the functions with the most own time, and the
+    store and broker calls by cumulative time."""
+    if not path.exists():
+        print(f"  no profile at {path} (the service did not exit cleanly)")
+        return
+    out = io.StringIO()
+    stats = pstats.Stats(str(path), stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(r"pymongo|aiokafka|changes|outbox|usecases", top)
+    print(f"  profile of the signalen process ({path.relative_to(ROOT)}):")
+    for line in out.getvalue().splitlines():
+        if line.strip():
+            print(f"    {line}")
+
+
 def pct(samples: list[float], q: int) -> float:
     if len(samples) < 2:
         return samples[0] if samples else float("nan")
@@ -288,6 +308,10 @@ async def bench(run: Run) -> list[Row]:
 
     # The service.
     svc = await signalen_instance(run, "", cases_topic, org)
+    profile = RUN_DIR / f"{run.run_id}-signalen.prof"
+    if run.profile:  # the same entry point under cProfile (written at its clean exit)
+        entry = str(ROOT / ".venv" / "bin" / "pmm-signalen")
+        svc.argv = [sys.executable, "-m", "cProfile", "-o", str(profile), entry]
     svc.start()
     await svc.ready()
     arrivals = Arrivals(run.bootstrap, signals_assigned_topic(org))
@@ -298,6 +322,9 @@ async def bench(run: Run) -> list[Row]:
         took, done = await burst(run.bootstrap, cases_topic, arrivals, make, range(n_burst))
         rate = done / took
         print(f"  signalen: {done}/{n_burst} events in {took:.1f} s = {rate:.1f}/s")
+        if done < n_burst:  # the steady run starts on a drained topic
+            drained = await arrivals.wait(range(n_burst), 180)
+            print(f"  burst drained {'after all' if drained else 'NOT even after 180 s more'}")
         lat = await steady(
             run.bootstrap, cases_topic, arrivals, make, range(n_burst, n_burst + n_steady), 20.0
         )
@@ -305,6 +332,8 @@ async def bench(run: Run) -> list[Row]:
     finally:
         await arrivals.stop()
         svc.stop()
+    if run.profile:
+        show_profile(profile)
     failed = "" if done == n_burst else f"; only {done} of {n_burst} arrived in time"
     rows.append(
         {

@@ -212,6 +212,7 @@ class Run:
     store: Store
     bootstrap: str
     quick: bool
+    profile: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     started: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M"))
     services: list[Service] = field(default_factory=list)
