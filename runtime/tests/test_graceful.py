@@ -16,7 +16,7 @@ from aiokafka.structs import TopicPartition
 
 from pmm_runtime.mongo import create_client
 from pmm_runtime.settings import ServiceSettings
-from pmm_runtime.testing import admin_connection, create_topics, eventually
+from pmm_runtime.testing import admin_connection, create_topics, eventually, kafka_env
 
 from .support import Counted
 from .test_consumer import counted, produce
@@ -41,7 +41,7 @@ async def test_sigterm_finishes_in_flight_work_commits_and_exits(
     env = {
         **os.environ,
         "PMM_SERVICE_NAME": "graceful",
-        "PMM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        **kafka_env(settings),
         "PMM_MONGODB_URL": settings.mongodb_url,
         "PMM_MONGODB_DATABASE": settings.database_name,
         "PMM_GROUP_PREFIX": settings.group_prefix,

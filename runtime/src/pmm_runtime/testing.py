@@ -60,6 +60,25 @@ class Infra:
         }
 
 
+def kafka_env(settings: ServiceSettings) -> dict[str, str]:
+    """``PMM_KAFKA_*`` variables that give a service subprocess the broker connection of
+    ``settings`` (e.g. the admin's, from ``make_settings``)."""
+    from pmm_runtime.kafka_security import connection
+
+    conn = connection(settings)
+    env = {"PMM_KAFKA_BOOTSTRAP": conn.bootstrap}
+    if conn.uses_sasl:
+        env |= {
+            "PMM_KAFKA_SECURITY_PROTOCOL": conn.security_protocol,
+            "PMM_KAFKA_SASL_MECHANISM": conn.sasl_mechanism or "SCRAM-SHA-512",
+            "PMM_KAFKA_USERNAME": conn.sasl_username or "",
+            "PMM_KAFKA_PASSWORD": conn.sasl_password or "",
+        }
+        if conn.ssl_cafile:
+            env["PMM_KAFKA_CA_FILE"] = conn.ssl_cafile
+    return env
+
+
 def credentials_dir() -> Path:
     """The local broker's credentials (``PMM_KAFKA_CREDENTIALS_DIR``, else .local/kafka/...)."""
     configured = os.environ.get(CREDENTIALS_DIR_ENV)
