@@ -370,9 +370,9 @@ def deployment(facts: ServiceFacts) -> dict[str, Any]:
     secret = {"name": facts.deployment}
     env = [
         {"name": "PMM_HTTP_PORT", "value": str(facts.port)},
-        {"name": "PMM_KAFKA_SASL_USERNAME", "value": facts.deployment},
+        {"name": "PMM_KAFKA_USERNAME", "value": facts.deployment},
         {
-            "name": "PMM_KAFKA_SASL_PASSWORD",  # written by Strimzi's User Operator
+            "name": "PMM_KAFKA_PASSWORD",  # written by Strimzi's User Operator
             "valueFrom": {"secretKeyRef": {**secret, "key": "password"}},
         },
         {

@@ -243,8 +243,8 @@ def test_every_secret_and_config_map_a_pod_uses_exists_or_is_written_by_an_opera
     assert secrets <= available, secrets - available
     env = {e["name"]: e for e in container["env"]}
     # SASL credentials of its own KafkaUser; its own MongoDB user's connection string
-    assert env["PMM_KAFKA_SASL_USERNAME"]["value"] == f"pmm-{service}"
-    assert env["PMM_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+    assert env["PMM_KAFKA_USERNAME"]["value"] == f"pmm-{service}"
+    assert env["PMM_KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
         "name": f"pmm-{service}",
         "key": "password",
     }
@@ -255,6 +255,23 @@ def test_every_secret_and_config_map_a_pod_uses_exists_or_is_written_by_an_opera
         for u in manifests.named("MongoDBCommunity", "pmm-mongodb")["spec"]["users"]
     }
     assert users[mongo["name"]] == f"pmm-{service}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_setting_the_pods_get_is_one_the_service_reads(
+    manifests: Manifests, service: str, code: dict[str, ServiceCode]
+) -> None:
+    """A misspelt PMM_ variable is silently ignored: each must name a settings field."""
+    fields = set(type(code[service].settings).model_fields)
+    container = container_of(manifests.named("Deployment", f"pmm-{service}"))
+    names = {e["name"] for e in container["env"]}
+    names |= set(manifests.named("ConfigMap", "pmm-common")["data"])
+    for name in sorted(n for n in names if n.startswith("PMM_")):
+        assert name.removeprefix("PMM_").lower() in fields, f"{service} has no setting {name}"
+    common = manifests.named("ConfigMap", "pmm-common")["data"]
+    replication = "3" if manifests.overlay == "production" else "1"
+    assert common["PMM_KAFKA_REPLICATION_FACTOR"] == replication
+    assert common["PMM_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
 
 
 def test_the_secrets_to_create_by_hand_are_documented(rendered: dict[str, Manifests]) -> None:
