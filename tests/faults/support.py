@@ -1,0 +1,101 @@
+"""Run a service as a real process (its own entry point, as `make run` does) to kill it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServiceProcess:
+    """One service process; ``start`` again after a kill is a restart on the same data."""
+
+    name: str
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, *, ready_timeout_s: float = 60.0) -> None:
+        env = {**os.environ, **self.env, "PMM_HTTP_PORT": str(self.port)}
+        logs = ROOT / ".local" / "faults"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log = self.log or logs / f"{self.name}-{self.port}.log"
+        out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / f"pmm-{self.name}")],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        deadline = time.monotonic() + ready_timeout_s
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited; see {self.log}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                await asyncio.sleep(0.3)
+        raise TimeoutError(f"{self.name} not ready after {ready_timeout_s} s; see {self.log}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self, grace_s: float) -> tuple[int, float]:
+        """SIGTERM; the exit code and how long the process took to exit."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=grace_s + 10)
+        return code, time.monotonic() - started
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def service_env(settings: Any, name: str, **extra: str) -> dict[str, str]:
+    """The settings of a test (fresh database, group prefix) as the process's environment."""
+    env = {
+        "PMM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "PMM_MONGODB_URL": settings.mongodb_url,
+        "PMM_MONGODB_DATABASE": f"{settings.mongodb_database}_{name}",
+        "PMM_GROUP_PREFIX": settings.group_prefix,
+        "PMM_JWT_PUBLIC_KEY": settings.jwt_public_key or "",
+        "PMM_OUTBOX_POLL_INTERVAL_S": "0.5",
+        "PMM_LOG_JSON": "true",
+        "PMM_SHUTDOWN_GRACE_S": "10",
+    }
+    env.update(extra)
+    return env

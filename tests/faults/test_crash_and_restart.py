@@ -1,0 +1,300 @@
+"""Faults as part of the suite: kill -9 and SIGTERM of real service processes under load,
+then count what was lost or duplicated (it must be nothing). Figures: docs/reliability.md.
+
+- the Loket (HTTP writer with an outbox): 5 kills at random moments while cases are being
+  submitted; every acknowledged case exists once, every case's ``submitted`` event is on
+  the topic with exactly one event id, the outbox drains;
+- signalen (a consumer that writes and publishes): 5 kills at random moments while
+  evaluations arrive; every learning point becomes exactly one signal and exactly one
+  ``signal.assigned`` event on the organisation's topic, the outbox drains;
+- a rolling restart with SIGTERM under load: each process exits within its grace period,
+  nothing lost, nothing duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo import AsyncMongoClient
+
+from pmm_contracts import new_event
+from pmm_contracts.events.cases import (
+    Bottleneck,
+    CaseEvaluated,
+    CaseOutcome,
+    LearningPoint,
+)
+from pmm_contracts.events.register import OrganisationState
+from pmm_contracts.topics import LOKET_CASES, signals_assigned_topic
+from pmm_contracts.vocabulary import BottleneckType, LearningOrder, OrganisationKind
+from pmm_loket.settings import LoketSettings
+from pmm_runtime.auth import LocalIssuer
+from pmm_runtime.testing import create_topics, eventually, publish_events
+
+from .support import ServiceProcess, service_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+KILLS = 5
+LOKET = "urn:nld:oin:00000001234567890000:systeem:loket"
+rng = random.Random(20261202)
+
+
+def submission(org: str) -> dict[str, Any]:
+    return {
+        "submitter_kind": "municipality",
+        "household": {"reference": f"hh-{uuid.uuid4().hex[:10]}", "adults": 1, "children": 2},
+        "life_domains": ["debts", "income"],
+        "bottlenecks": [{"type": "cooperation"}],
+        "organisations_involved": [org],
+        "tried_locally": "the wijkteam and the regional table tried for months",
+        "question": "who restores the income?",
+        "urgency": "threatened",
+        "legal_basis": "consent",
+    }
+
+
+async def records_of(bootstrap: str, topic: str) -> list[Any]:
+    """Every record on ``topic`` now (a plain consumer without a group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        found: list[Any] = []
+        while True:
+            behind = [tp for tp in partitions if await consumer.position(tp) < end[tp]]
+            if not behind:
+                return found
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                found.extend(records)
+    finally:
+        await consumer.stop()
+
+
+def event_ids_by_subject(
+    records: list[Any], subjects: set[str], event_type: str
+) -> dict[str, set[str]]:
+    import json
+
+    seen: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        if record.value is None:
+            continue
+        try:
+            payload = json.loads(record.value)
+        except ValueError:
+            continue
+        if payload.get("type") == event_type and payload.get("subject") in subjects:
+            seen[payload["subject"]].add(payload["id"])
+    return seen
+
+
+async def outbox_drained(mongodb_url: str, database: str, collection: str) -> bool:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        db = client[database]
+        waiting = await db[collection].count_documents({"_outbox.0": {"$exists": True}})
+        announced = await db["_outbox_pending"].count_documents({})
+        return waiting == 0 and announced == 0
+    finally:
+        await client.close()
+
+
+async def test_kill_9_of_the_loket_while_cases_are_submitted_loses_and_duplicates_nothing(
+    make_settings: Callable[..., Any], issuer: LocalIssuer, unique: str
+) -> None:
+    settings = make_settings(LoketSettings)
+    org = f"f{unique[:10]}"
+    state = OrganisationState(
+        code=org, name=f"Fault {org}", kind=OrganisationKind.MUNICIPALITY, is_member=True, version=1
+    )
+    env = service_env(settings, "loket")
+    # The Loket's read model of the register, filled as its consumer fills it (the shared
+    # changelog holds every earlier test's organisations: replaying it is not this test).
+    seed: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    try:
+        await seed[env["PMM_MONGODB_DATABASE"]]["register_organisations"].insert_one(
+            {"_id": org, **state.model_dump(mode="json")}
+        )
+    finally:
+        await seed.close()
+    loket = ServiceProcess("loket", env)
+    token = issuer.issue(subject=f"{org}-p1", organisation=org, roles=["maatwerk_professional"])
+    headers = {"Authorization": f"Bearer {token}"}
+    acknowledged: set[str] = set()
+    last: list[str] = []
+    attempts = 0
+
+    async def submit_until_killed(client: httpx.AsyncClient) -> None:
+        nonlocal attempts
+        while True:
+            attempts += 1
+            with contextlib.suppress(httpx.HTTPError):
+                answer = await client.post("/v1/cases", headers=headers, json=submission(org))
+                if answer.status_code == 201:
+                    acknowledged.add(answer.json()["id"])
+
+    try:
+        for _ in range(KILLS):
+            await loket.start()
+            async with httpx.AsyncClient(base_url=loket.url, timeout=10.0) as client:
+
+                async def joined(c: httpx.AsyncClient = client) -> bool:
+                    r = await c.post("/v1/cases", headers=headers, json=submission(org))
+                    if r.status_code == 201:
+                        acknowledged.add(r.json()["id"])
+                        return True
+                    last.append(r.text)
+                    return False
+
+                try:
+                    await eventually(joined, timeout_s=60)  # the read model knows org
+                except AssertionError as exc:
+                    raise AssertionError(f"no intake: {last[-1:]}") from exc
+                workers = [asyncio.create_task(submit_until_killed(client)) for _ in range(4)]
+                await asyncio.sleep(rng.uniform(0.5, 2.5))
+                loket.kill()  # mid-flight: requests are being written and published
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+        await loket.start()  # the last restart relays what the kills left behind
+
+        database = env["PMM_MONGODB_DATABASE"]
+        assert await eventually(
+            lambda: outbox_drained(settings.mongodb_url, database, "cases"), timeout_s=60
+        )
+        client_db: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+        try:
+            stored = [
+                d async for d in client_db[database]["cases"].find({}, {"_id": 1, "number": 1})
+            ]
+        finally:
+            await client_db.close()
+        stored_ids = {d["_id"] for d in stored}
+        assert acknowledged <= stored_ids, "an acknowledged case was lost"
+        assert len({d["number"] for d in stored}) == len(stored), "a case number was reused"
+        records = await records_of(settings.kafka_bootstrap, LOKET_CASES)
+        submitted = event_ids_by_subject(records, stored_ids, "nl.maatwerk.case.submitted")
+        missing = stored_ids - set(submitted)
+        doubled = {case: ids for case, ids in submitted.items() if len(ids) != 1}
+        print(  # the figures of docs/reliability.md
+            f"loket kill -9: kills={KILLS} requests={attempts} acknowledged={len(acknowledged)} "
+            f"stored={len(stored_ids)} lost={len(acknowledged - stored_ids) + len(missing)} "
+            f"duplicated={len(doubled)}"
+        )
+        assert not missing, "a stored case's event was never published"
+        assert not doubled, "a case's submitted event was published with two ids"
+        assert len(acknowledged) > KILLS
+    finally:
+        loket.stop()
+
+
+def evaluation(org: str, n: int) -> CaseEvaluated:
+    now = datetime.now(UTC)
+    case_id = f"fault-case-{uuid.uuid4().hex[:12]}"
+    return CaseEvaluated(
+        case_id=case_id,
+        case_number=f"LMM-2026-{n:04d}",
+        submitter_kind="municipality",
+        submitting_organisation=org,
+        life_domains=("debts",),
+        bottlenecks=(Bottleneck(type=BottleneckType.COOPERATION),),
+        outcome=CaseOutcome.SOLVED,
+        submitted_at=now,
+        closed_at=now,
+        duration_days=30,
+        learning_points=tuple(
+            LearningPoint(
+                id=f"{case_id}-lp{k}",
+                order=LearningOrder.SECOND,
+                bottleneck=Bottleneck(type=BottleneckType.COMMUNICATION),
+                organisations=(org,),
+                description=f"share the decision earlier ({k})",
+            )
+            for k in (1, 2)
+        ),
+    )
+
+
+@pytest.mark.parametrize("stop", ["kill", "sigterm"])
+async def test_signalen_killed_or_restarted_while_evaluations_arrive_makes_each_signal_once(
+    make_settings: Callable[..., Any], unique: str, stop: str
+) -> None:
+    settings = make_settings(LoketSettings)  # only the shared values are used
+    cases_topic = f"test.faults.cases.{unique}"
+    org = f"s{unique[:10]}"
+    await create_topics(settings.kafka_bootstrap, [cases_topic, cases_topic + ".dlq"], partitions=3)
+    await create_topics(settings.kafka_bootstrap, [signals_assigned_topic(org)])
+    env = service_env(settings, "signalen", PMM_CASES_TOPIC=cases_topic)
+    signalen = ServiceProcess("signalen", env)
+    evaluations = [evaluation(org, n) for n in range(1, 61)]
+    exits: list[tuple[int, float]] = []
+
+    async def produce() -> None:
+        for chunk in range(0, len(evaluations), 5):
+            events = [
+                new_event(e, subject=e.case_id, source=LOKET)
+                for e in evaluations[chunk : chunk + 5]
+            ]
+            await publish_events(settings.kafka_bootstrap, cases_topic, *events)
+            await asyncio.sleep(0.2)
+
+    try:
+        producer = asyncio.create_task(produce())
+        for _ in range(KILLS):
+            await signalen.start()
+            await asyncio.sleep(rng.uniform(0.5, 2.0))
+            if stop == "kill":
+                signalen.kill()
+            else:
+                exits.append(signalen.terminate(grace_s=10))
+        await producer
+        await signalen.start()
+        database = env["PMM_MONGODB_DATABASE"]
+
+        async def all_signals() -> bool:
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+            try:
+                return await client[database]["signals"].count_documents({}) == 120
+            finally:
+                await client.close()
+
+        assert await eventually(all_signals, timeout_s=120)
+        assert await eventually(
+            lambda: outbox_drained(settings.mongodb_url, database, "signals"), timeout_s=60
+        )
+        records = await records_of(settings.kafka_bootstrap, signals_assigned_topic(org))
+        subjects = {r.key.decode() for r in records if r.key}
+        assigned = event_ids_by_subject(records, subjects, "nl.maatwerk.signal.assigned")
+        doubled = {s: ids for s, ids in assigned.items() if len(ids) != 1}
+        print(
+            f"signalen {stop}: stops={KILLS} evaluations=60 learning_points=120 "
+            f"signals_on_topic={len(assigned)} lost={120 - len(assigned)} "
+            f"duplicated={len(doubled)} exits={exits}"
+        )
+        assert len(assigned) == 120, "a signal never reached the organisation's topic"
+        assert not doubled, "a signal was assigned twice with different event ids"
+        for code, took in exits:
+            assert code in (0, -15), code  # uvicorn re-raises SIGTERM after a clean exit
+            assert took <= 10 + 2, f"exit took {took:.1f} s, beyond the grace period"
+    finally:
+        signalen.stop()
