@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events import cases
-from pmm_contracts.events.signals import SignalResponse
+from pmm_contracts.events.signals import FollowUpRequested, SignalAssigned, SignalResponse
 from pmm_runtime.broker import PermanentError, current_delivery
 from pmm_runtime.errors import Conflict, NotInState, PlatformError
 from pmm_runtime.logging import get_logger
@@ -69,8 +69,16 @@ def subscribe(platform: Platform, deps: uc.Deps, *, cases_topic: str, responses:
     platform.subscribe(
         handlers={SignalResponse: on_response},
         pattern=responses,
+        address="pmm.signalen.responses.{org}",
         purpose="responses",
         description="Every organisation's follow-up (pmm.signalen.responses.<org>)",
+    )
+    platform.document(
+        "pmm.signalen.assigned.{org}",
+        action="send",
+        events=[SignalAssigned, FollowUpRequested],
+        description="The signals assigned to one organisation, and the requests to follow "
+        "them up; read only by that organisation",
     )
 
 
