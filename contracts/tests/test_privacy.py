@@ -53,3 +53,20 @@ def test_an_event_with_a_bsn_in_free_text_is_refused_naming_the_field() -> None:
     errors = caught.value.errors()
     assert errors[0]["loc"] == ("justification",)
     assert "BSN eleven-test" in errors[0]["msg"]
+
+
+def test_free_and_short_texts_refuse_control_characters() -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from pmm_contracts.privacy import FreeText, ShortText
+
+    free: TypeAdapter[str] = TypeAdapter(FreeText)
+    short: TypeAdapter[str] = TypeAdapter(ShortText)
+    assert free.validate_python("line one\nline\ttwo") == "line one\nline\ttwo"
+    for bad in ("a\x00b", "bell\x07", "esc\x1b[31m"):
+        with pytest.raises(ValidationError):
+            free.validate_python(bad)
+        with pytest.raises(ValidationError):
+            short.validate_python(bad)
+    with pytest.raises(ValidationError):
+        short.validate_python("two\nlines")

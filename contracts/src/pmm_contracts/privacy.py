@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
+from pmm_contracts.text import MULTI_LINE, SINGLE_LINE
+
 # Runs of 8 or 9 digits, optionally grouped with single spaces, dots or dashes
 # ("123456782", "1234.56.782", "123 456 782"), not part of a longer number.
 _CANDIDATE = re.compile(r"(?<![\d.\-])\d(?:[ .\-]?\d){7,8}(?![\d])")
@@ -50,13 +52,17 @@ def refuse_bsn(text: str) -> str:
 FreeText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=10_000),
+    MULTI_LINE,
     AfterValidator(refuse_bsn),
 ]
-"""Free text allowed in an event: trimmed, bounded, and refused when it holds a BSN."""
+"""Free text allowed in an event: trimmed, bounded, no control characters but newlines and
+tabs, and refused when it holds a BSN."""
 
 ShortText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    SINGLE_LINE,
     AfterValidator(refuse_bsn),
 ]
-"""A short label or reason (1-500 characters), with the same BSN guard."""
+"""A short label or reason (1-500 characters, one line, no control characters), with the
+same BSN guard."""
