@@ -244,7 +244,13 @@ async def test_signalen_killed_or_restarted_while_evaluations_arrive_makes_each_
     org = f"s{unique[:10]}"
     await create_topics(settings.kafka_bootstrap, [cases_topic, cases_topic + ".dlq"], partitions=3)
     await create_topics(settings.kafka_bootstrap, [signals_assigned_topic(org)])
-    env = service_env(settings, "signalen", PMM_CASES_TOPIC=cases_topic)
+    env = service_env(
+        settings,
+        "signalen",
+        PMM_CASES_TOPIC=cases_topic,
+        # not every organisation's answers on the shared broker: this test's only
+        PMM_RESPONSES_PATTERN=rf"^test\.faults\.responses\.{unique}$",
+    )
     signalen = ServiceProcess("signalen", env)
     evaluations = [evaluation(org, n) for n in range(1, 61)]
     exits: list[tuple[int, float]] = []
