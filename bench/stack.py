@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -190,7 +191,10 @@ class Service:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.terminate()
+        # Under cProfile: SIGINT, which uvicorn re-raises as KeyboardInterrupt after its
+        # graceful shutdown, so cProfile still writes its file (a re-raised SIGTERM kills).
+        profiled = "cProfile" in self.argv
+        self.process.send_signal(signal.SIGINT if profiled else signal.SIGTERM)
         try:
             self.process.wait(timeout=40)
         except subprocess.TimeoutExpired:
