@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -258,7 +258,10 @@ async def _step(
 
 
 async def record_conditions(
-    deps: Deps, who: Identity, application_id: str, conditions: dict[str, tuple[bool, str | None]]
+    deps: Deps,
+    who: Identity,
+    application_id: str,
+    conditions: Mapping[str, tuple[bool, str | None]],
 ) -> Application:
     require(who, Role.BUDGET_HOLDER, Role.PMM_STAFF)
 
