@@ -214,15 +214,16 @@ def _org_credentials(args: argparse.Namespace) -> int:
         )
         return 1
     access = _org_access(args, admin)
-    if args.rotate:
-        path = access.grant(args.org, rotate=True)
-    else:
-        provisioner = tenants.TenantProvisioner(access, admin)
-        asyncio.run(provisioner.run(until_caught_up=True))
-        if args.org not in (provisioner.members or set()):
-            print(f"org-credentials: {args.org} is not a member of the register", file=sys.stderr)
-            return 1
-        path = access.orgs_dir / args.org / "client.properties"
+    provisioner = tenants.TenantProvisioner(access, admin)
+    asyncio.run(provisioner.run(until_caught_up=True))
+    if args.org not in (provisioner.members or set()):
+        print(f"org-credentials: {args.org} is not a member of the register", file=sys.stderr)
+        return 1
+    path = (
+        access.grant(args.org, rotate=True)
+        if args.rotate
+        else access.orgs_dir / args.org / "client.properties"
+    )
     print(path)
     return 0
 
