@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from pmm_runtime.testing import kafka_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -88,7 +90,7 @@ class ServiceProcess:
 def service_env(settings: Any, name: str, **extra: str) -> dict[str, str]:
     """The settings of a test (fresh database, group prefix) as the process's environment."""
     env = {
-        "PMM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        **kafka_env(settings),  # the broker connection, with credentials when it is secured
         "PMM_MONGODB_URL": settings.mongodb_url,
         "PMM_MONGODB_DATABASE": f"{settings.mongodb_database}_{name}",
         "PMM_GROUP_PREFIX": settings.group_prefix,

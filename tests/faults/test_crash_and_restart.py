@@ -39,7 +39,7 @@ from pmm_contracts.topics import LOKET_CASES, signals_assigned_topic
 from pmm_contracts.vocabulary import BottleneckType, LearningOrder, OrganisationKind
 from pmm_loket.settings import LoketSettings
 from pmm_runtime.auth import LocalIssuer
-from pmm_runtime.testing import create_topics, eventually, publish_events
+from pmm_runtime.testing import admin_connection, create_topics, eventually, publish_events
 
 from .support import ServiceProcess, service_env
 
@@ -66,7 +66,7 @@ def submission(org: str) -> dict[str, Any]:
 
 async def records_of(bootstrap: str, topic: str) -> list[Any]:
     """Every record on ``topic`` now (a plain consumer without a group)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**admin_connection(bootstrap).kwargs(), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
