@@ -239,3 +239,14 @@ async def bench(run: Run) -> list[Row]:
         for svc in (register, loket, bridging):
             svc.stop()
     return rows
+
+
+async def approvals_only(run: Run) -> list[Row]:
+    """The approvals alone (they need no register): ``--only approvals``."""
+    bridging = run.service("overbrugging", "a", PMM_OUTBOX_POLL_INTERVAL_S="30")
+    bridging.start()
+    try:
+        await bridging.ready()
+        return [await approvals(run, bridging)]
+    finally:
+        bridging.stop()

@@ -34,6 +34,7 @@ from stack import ROOT, RUN_DIR, Row, Run, open_store
 BENCHES: dict[str, Callable[[Run], Awaitable[list[Row]]]] = {
     "signalen": signalen_bench.bench,
     "http": http_bench.bench,
+    "approvals": http_bench.approvals_only,
     "idle": idle_bench.bench,
     "scale": signalen_bench.scale,
     "store": store_bench.bench,
