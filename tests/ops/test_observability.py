@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import yaml
 
 from pmm_runtime.metrics import Metrics
 
-from .conftest import REPO  # type: ignore[import-not-found]
+REPO = Path(__file__).resolve().parents[2]
 
 OBSERVABILITY = REPO / "deploy" / "observability"
 REQUIRED_ALERTS = {
