@@ -33,7 +33,7 @@ async def test_two_replicas_run_a_periodic_job_in_one_of_them_at_a_time(
         async with second.running():
             await asyncio.sleep(1.0)
         assert set(runs) == {first.instance}  # the second replica skipped every round
-        assert len(runs) >= 5
+        assert len(runs) >= 3  # about 10 rounds; fewer on a loaded machine
     before = len(runs)
     async with third.running():  # the first released its lease at shutdown: no wait
         await asyncio.sleep(0.5)

@@ -39,6 +39,7 @@ from pmm_runtime.changes import Changes
 from pmm_runtime.docs import install_offline_docs
 from pmm_runtime.errors import catalogue
 from pmm_runtime.http import PROBLEM_JSON, Problem, install_health_routes, install_problem_handlers
+from pmm_runtime.kafka_security import aiokafka_kwargs
 from pmm_runtime.lag import LagMonitor
 from pmm_runtime.lease import LEASE_COLLECTION, Lease, instance_id
 from pmm_runtime.logging import configure_logging, get_logger
@@ -91,7 +92,7 @@ class Platform:
         self.catalogue = Catalogue()
         self.groups: set[str] = set()
         self.lag = LagMonitor(
-            lambda: {"bootstrap_servers": self.settings.kafka_bootstrap},
+            lambda: aiokafka_kwargs(self.settings, client_id=f"pmm-{settings.service_name}-lag"),
             lambda: sorted(self.groups),
             metrics=self.metrics,
             threshold=settings.consumer_lag_threshold,
