@@ -23,7 +23,7 @@ from pmm_register.settings import RegisterSettings
 from pmm_runtime.auth import LocalIssuer
 from pmm_runtime.testing import bearer, eventually
 
-WAIT_S = 120.0  # read models catch up on the shared register topics; the machine is shared
+WAIT_S = 200.0  # read models catch up on the shared register topics; the machine is shared
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
