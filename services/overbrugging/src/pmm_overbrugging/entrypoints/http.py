@@ -118,31 +118,18 @@ class ApplicationView(BaseModel):
 
     @classmethod
     def of(cls, a: Application) -> ApplicationView:
+        same = {k: v for k, v in vars(a).items() if k in cls.model_fields}
+        money = {m: to_euros(getattr(a, f"{m}_cents")) for m in MONEY}
         return cls(
-            id=a.id,
-            case_id=a.case_id,
-            case_number=a.case_number,
-            status=a.status,
-            allowed_next=sorted(ALLOWED_TRANSITIONS[a.status]),
-            provision=a.provision,
-            provider=a.provider,
+            **same,
+            **money,
             estimated_amount=to_euros(a.estimated_cents),
-            candidate_payers=a.candidate_payers,
-            conditions=a.conditions,
+            allowed_next=sorted(ALLOWED_TRANSITIONS[a.status]),
             missing_conditions=a.missing_conditions(),
-            form=a.form,
-            amount=to_euros(a.amount_cents),
-            budget_year=a.budget_year,
-            period_end=a.period_end,
-            paid=to_euros(a.paid_cents),
-            recovered=to_euros(a.recovered_cents),
-            written_off=to_euros(a.written_off_cents),
-            outstanding=to_euros(a.outstanding_cents),
-            responsible_party=a.responsible_party,
-            legal_ground=a.legal_ground,
-            reason=a.reason,
-            version=a.version,
         )
+
+
+MONEY = ("amount", "paid", "recovered", "written_off", "outstanding")
 
 
 class LedgerEntry(BaseModel):

@@ -3,6 +3,7 @@ applications (dispatched by event type; the Loket's other case events are skippe
 
 from __future__ import annotations
 
+from dataclasses import fields
 from functools import partial
 
 from pmm_contracts.envelope import CloudEvent
@@ -13,18 +14,7 @@ from pmm_runtime.platform import Handlers, Platform
 
 
 async def on_bridging_requested(deps: uc.Deps, event: CloudEvent[BridgingRequested]) -> None:
-    data = event.data
-    request = uc.Request(
-        case_id=data.case_id,
-        case_number=data.case_number,
-        request_id=data.request_id,
-        provision=data.provision,
-        provider=data.provider,
-        estimated_amount=data.estimated_amount,
-        candidate_payers=tuple(data.candidate_payers),
-        dispute=data.dispute,
-        settle_attempt=data.settle_attempt,
-    )
+    request = uc.Request(**{f.name: getattr(event.data, f.name) for f in fields(uc.Request)})
     await uc.receive(deps, request, caused_by=str(event.id))
 
 
