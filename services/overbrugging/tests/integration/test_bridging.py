@@ -161,6 +161,7 @@ async def test_from_the_lokets_request_to_a_recovered_advance_end_to_end(
     assert [b["amount"] for b in booked] == ["4000.00", "4000.00", "1500.00", "2500.00"]
 
 
+@pytest.mark.timeout(900)  # ~57 s on an idle machine; minutes when the 2 cores are shared
 async def test_a_thousand_concurrent_approvals_never_overdraw_the_budget(
     make_settings: Callable[..., OverbruggingSettings], serve: Any, unique: str
 ) -> None:
