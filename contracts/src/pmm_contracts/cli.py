@@ -60,7 +60,7 @@ def _wanted_topics(
 
 
 def _provision(
-    connection: Connection, specs: list[TopicSpec], durability: Durability
+    connection: Connection, specs: list[TopicSpec], durability: Durability, check_drift: bool
 ) -> tuple[list[str], list[str]]:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
@@ -86,7 +86,7 @@ def _provision(
                     raise
     drift: list[str] = []
     present = [(n, p, c) for n, p, c in wanted if n in existing]
-    if present:
+    if present and check_drift:  # DescribeConfigs: the admin may, a service need not
         resources = [ConfigResource(ResourceType.TOPIC, name) for name, _, _ in present]
         configs = admin.describe_configs(resources, request_timeout=30)
         by_name = {resource.name: future for resource, future in configs.items()}
@@ -119,11 +119,12 @@ async def provision(
 
     A bare ``bootstrap`` uses the local broker's admin credentials when it is secured. The
     differences between the catalogue and the broker (partitions, replication factor,
-    configs) of topics that exist are appended to ``drift``; nothing existing is changed.
+    configs) of topics that exist are appended to ``drift`` when it is given (that needs
+    DescribeConfigs, which the admin has and a service does not); nothing existing is changed.
     """
     conn = connection or local_connection(bootstrap)
     created, found = await asyncio.to_thread(
-        _provision, conn, specs, durability or Durability.from_env()
+        _provision, conn, specs, durability or Durability.from_env(), drift is not None
     )
     if drift is not None:
         drift.extend(found)

@@ -185,7 +185,7 @@ async def time_replay(bootstrap: str, everyone: list[Professional], source: str)
         await producer.stop()
     fresh, stop = SearchIndex(), asyncio.Event()
     started = time.perf_counter()
-    task = asyncio.create_task(fresh.follow(bootstrap, topic, stop))
+    task = asyncio.create_task(fresh.follow(admin_connection(bootstrap), topic, stop))
     await eventually(lambda: fresh.ready, timeout_s=900, interval_s=0.05)
     print(
         f"replay: a fresh index read {len(fresh)} entries from Kafka and was ready in "

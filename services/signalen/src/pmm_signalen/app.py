@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from pmm_contracts.cli import Durability
 from pmm_contracts.events import signals as ev
 from pmm_contracts.topics import SIGNALEN_SIGNALS
+from pmm_runtime import kafka_security
 from pmm_runtime.platform import Platform
 from pmm_runtime.readmodel import RegisterReadModel
 from pmm_signalen.adapters.figures import YearlyFigures
@@ -40,7 +42,10 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
     figures = YearlyFigures(
         platform.db["figures"], platform.db["measures"], [signals.collection, cases.collection]
     )
-    org_topics = OrgTopics(settings.kafka_bootstrap)
+    org_topics = OrgTopics(
+        kafka_security.connection(settings, client_id="pmm-signalen-topics"),
+        Durability(settings.kafka_replication_factor, settings.kafka_min_insync_replicas),
+    )
     deps = uc.Deps(
         signals=signals,
         cases=cases,

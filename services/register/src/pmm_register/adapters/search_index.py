@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from pmm_contracts.connection import local_connection
+from pmm_contracts.connection import Connection
 from pmm_contracts.envelope import EventDecodeError, decode_event
 from pmm_contracts.events.register import ProfessionalState
 from pmm_register.domain.model import Professional
@@ -154,23 +154,24 @@ class SearchIndex:
 
     # Following the changelog ---------------------------------------------------------------
 
-    async def follow(self, bootstrap: str, topic: str, stop: asyncio.Event) -> None:
+    async def follow(self, connection: Connection, topic: str, stop: asyncio.Event) -> None:
         """Replay ``topic`` from offset 0 into the index, then keep following it; after a
-        failure, not ready (search goes to the store) until a new replay caught up."""
+        failure, not ready (search goes to the store) until a new replay caught up.
+
+        ``connection`` is the register's own (``pmm_runtime.kafka_security.connection``):
+        its principal may read its own changelog without a consumer group."""
         while not stop.is_set():
             try:
-                await self._follow(bootstrap, topic, stop)
+                await self._follow(connection, topic, stop)
             except Exception as exc:
                 self.ready = False
                 log.warning("search index: following the changelog failed", error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=RETRY_S)
 
-    async def _follow(self, bootstrap: str, topic: str, stop: asyncio.Event) -> None:
+    async def _follow(self, connection: Connection, topic: str, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
-            # The local broker's admin when it is secured; the platform should pass the
-            # register's own connection (pmm_runtime.kafka_security.connection(settings)).
-            **local_connection(bootstrap).kwargs(),
+            **connection.aiokafka_kwargs(),
             group_id=None,  # every replica reads every partition; nothing is committed
             enable_auto_commit=False,
             auto_offset_reset="earliest",

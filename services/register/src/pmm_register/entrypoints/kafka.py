@@ -10,16 +10,17 @@ import asyncio
 from pmm_contracts.events.register import ProfessionalState
 from pmm_contracts.topics import REGISTER_PROFESSIONALS
 from pmm_register.adapters.search_index import SearchIndex
+from pmm_runtime import kafka_security
 from pmm_runtime.platform import Platform
 
 
 def follow_changelog(platform: Platform, index: SearchIndex) -> None:
     """Feed ``index`` from the changelog for as long as the process runs; ``/readyz``
     waits for its replay."""
-    bootstrap = platform.settings.kafka_bootstrap
+    connection = kafka_security.connection(platform.settings, client_id="pmm-register-index")
 
     async def search_index(stop: asyncio.Event) -> None:
-        await index.follow(bootstrap, REGISTER_PROFESSIONALS, stop)
+        await index.follow(connection, REGISTER_PROFESSIONALS, stop)
 
     async def search_index_ready() -> bool:
         return index.ready
