@@ -25,7 +25,7 @@ from pmm_console.clients import SERVICES, ServiceClient, ServiceError, Services
 from pmm_console.context import Console, CsrfRefused, SignInRequired, context
 from pmm_console.session import COOKIE, Session, SessionCodec
 from pmm_console.settings import ConsoleSettings
-from pmm_console.views import auth, cases, let, overbrugging, register, signals
+from pmm_console.views import admin, auth, cases, let, overbrugging, register, signals
 from pmm_runtime.auth import LocalIssuer, TokenVerifier
 from pmm_runtime.http import install_health_routes
 from pmm_runtime.logging import configure_logging, get_logger
@@ -204,7 +204,7 @@ def create_app(
         },
         lambda: generate_latest(metrics),
     )
-    routers = (auth, cases, register, signals, let, overbrugging)
+    routers = (auth, cases, register, admin, signals, let, overbrugging)
     for router in (module.router() for module in routers):
         app.include_router(router)
     return app
