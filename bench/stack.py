@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -139,6 +140,20 @@ def open_store(mode: str, run_id: str) -> Store:
     else:
         process.kill()
         raise RuntimeError(f"private FerretDB did not start; see {data / 'ferretdb.log'}")
+    # As deploy/local/store.sh: the index FerretDB's writes by _id can use (decision 0008).
+    subprocess.Popen(  # noqa: S603 - our own script, stopped with the store (--pid)
+        [
+            sys.executable,
+            str(ROOT / "deploy" / "local" / "ferretdb_id_index.py"),
+            str(data / "data"),
+            "--watch",
+            "--pid",
+            str(process.pid),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     return Store(
         f"mongodb://127.0.0.1:{port}/?maxPoolSize=1",
         f"private FerretDB {binary.name.removeprefix('ferretdb-')} / SQLite of this run",
