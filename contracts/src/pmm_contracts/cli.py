@@ -277,11 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("catalogue", help="print the topic catalogue")
     dlq = sub.add_parser("dlq", help="dead-letter topics")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
-    again = dlq_sub.add_parser("replay", help="move dead letters back to their topic")
-    again.add_argument("--topic", required=True, help="the original topic (not the .dlq)")
-    again.add_argument(
-        "--bootstrap", default=os.environ.get("PMM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    again = dlq_sub.add_parser(
+        "replay", parents=[admin_args], help="move dead letters back to their topic"
     )
+    again.add_argument("--topic", required=True, help="the original topic (not the .dlq)")
     again.add_argument(
         "--valid-only", action="store_true", help="only what decodes as a known CloudEvent now"
     )
@@ -291,8 +290,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dlq":
         from pmm_contracts.dlq import replay
 
+        admin = _admin_connection(args)  # --admin-properties, else the local broker's admin
+        client_kwargs = admin.with_client_id("pmm-dlq-replay").aiokafka_kwargs()
+        client_kwargs.pop("bootstrap_servers")
         report = asyncio.run(
-            replay(args.bootstrap, args.topic, valid_only=args.valid_only, dry_run=args.dry_run)
+            replay(
+                admin.bootstrap,
+                args.topic,
+                valid_only=args.valid_only,
+                dry_run=args.dry_run,
+                client_kwargs=client_kwargs,
+            )
         )
         print("\n".join(report.lines()))
         return 0

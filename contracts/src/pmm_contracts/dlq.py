@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pmm_contracts.connection import local_connection
-from pmm_contracts.envelope import EventData, EventDecodeError, decode_event
+from pmm_contracts.envelope import EventData, EventDecodeError, Headers, decode_message
 from pmm_contracts.events import REGISTRY
 from pmm_contracts.topics import dead_letter_topic
 
@@ -83,7 +83,7 @@ async def replay(
                 for record in records:
                     headers = {k: v for k, v in (record.headers or ())}
                     target = headers.get(ORIGINAL_TOPIC, topic.encode()).decode()
-                    why = _invalid(record.value, registry) if valid_only else None
+                    why = _invalid(record.value, record.headers, registry) if valid_only else None
                     if why is not None:
                         report.skipped.append((record.offset, why))
                         first_left = record.offset if first_left is None else first_left
@@ -107,11 +107,13 @@ async def replay(
     return report
 
 
-def _invalid(value: bytes | None, registry: Mapping[str, type[EventData]]) -> str | None:
+def _invalid(
+    value: bytes | None, headers: Headers | None, registry: Mapping[str, type[EventData]]
+) -> str | None:
     if not value:
         return "empty value"
     try:
-        decode_event(value, registry)
+        decode_message(value, headers, registry)  # structured or binary mode
     except EventDecodeError as exc:
         return str(exc)[:200]
     return None

@@ -1,5 +1,11 @@
 """CloudEvents 1.0 envelope following the NL GOV profile, in structured JSON mode.
 
+PMM produces structured mode only; it reads both content modes of the CloudEvents Kafka
+protocol binding (``decode_message``): structured (the whole event as the value, header
+``content-type: application/cloudevents+json``) and binary (the attributes as ``ce_*``
+headers, ``content-type`` the data's media type, the value the data), the default of the
+CloudEvents SDKs for Java and .NET, with which organisations answer.
+
 The envelope is generic over a typed pydantic ``data`` model. Every data model declares
 its reverse-DNS ``EVENT_TYPE`` (``nl.maatwerk.case.submitted``); the Kafka key of an event
 is its ``subject``, the id of the aggregate it is about, so one aggregate's events stay in
@@ -11,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -140,6 +146,74 @@ def decode_event(
         return CloudEvent[model].model_validate(payload)  # type: ignore[valid-type]
     except ValidationError as exc:
         raise EventDecodeError(f"invalid {event_type}: {_summarise(exc)}") from exc
+
+
+BINARY_PREFIX = "ce_"
+"""Kafka header prefix of a CloudEvents attribute in binary mode (``ce_id``, ``ce_type``)."""
+
+Headers = Mapping[str, bytes | str | None] | Iterable[tuple[str, bytes | str | None]]
+"""A record's headers: aiokafka's ``(name, value)`` pairs or a mapping."""
+
+
+def _header_values(headers: Headers | None) -> dict[str, str]:
+    """Header names lower-cased, values as text (a header that is not UTF-8 is refused)."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    found: dict[str, str] = {}
+    for name, value in pairs:
+        if value is None:
+            continue
+        try:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError as exc:
+            raise EventDecodeError(f"header {name!r} is not UTF-8") from exc
+        found[name.lower()] = text
+    return found
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def decode_message(
+    value: bytes | None,
+    headers: Headers | None,
+    registry: Mapping[str, type[EventData]],
+) -> CloudEvent[Any]:
+    """The CloudEvent of a Kafka record in structured or binary content mode.
+
+    Structured: header ``content-type`` is ``application/cloudevents+json`` (or absent and
+    no ``ce_specversion`` header: PMM's own events of before). Binary: a ``ce_specversion``
+    header; the attributes are the ``ce_*`` headers, the data's media type is
+    ``content-type`` (JSON: ``application/json`` or ``*+json``; absent means JSON) and the
+    value is the data. A null value is no event (a tombstone is the caller's business); a
+    zero-length or non-JSON value, a batch, or data in another media type raise
+    ``EventDecodeError`` like any invalid event.
+    """
+    if value is None:
+        raise EventDecodeError("a null value is a tombstone, not an event")
+    found = _header_values(headers)
+    content_type = found.get("content-type", "")
+    media = _media_type(content_type)
+    if media.startswith("application/cloudevents"):
+        if media != CONTENT_TYPE:
+            raise EventDecodeError(f"content-type {content_type!r}: only single JSON events")
+        return decode_event(value, registry)
+    attributes = {
+        name[len(BINARY_PREFIX) :]: text
+        for name, text in found.items()
+        if name.startswith(BINARY_PREFIX) and len(name) > len(BINARY_PREFIX)
+    }
+    if "specversion" not in attributes:
+        return decode_event(value, registry)
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise EventDecodeError(f"binary mode: the data must be JSON, not {content_type!r}")
+    try:
+        data = json.loads(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EventDecodeError(f"binary mode: the data is not JSON: {exc}") from exc
+    return decode_event(
+        {**attributes, "datacontenttype": "application/json", "data": data}, registry
+    )
 
 
 def _summarise(exc: ValidationError) -> str:

@@ -27,7 +27,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 
 from pmm_contracts.connection import Connection, local_connection
-from pmm_contracts.envelope import CloudEvent, EventData, EventDecodeError, decode_event
+from pmm_contracts.envelope import CloudEvent, EventData, EventDecodeError, decode_message
 from pmm_contracts.topics import dead_letter_topic
 from pmm_runtime import kafka_security
 from pmm_runtime.logging import get_logger
@@ -134,7 +134,8 @@ class DeadLetters:
     ) -> None:
         record = _record(message)
         topic = record.topic
-        headers = {
+        headers = {  # the original headers too: a binary-mode event's attributes are there
+            **_original_headers(record),
             HEADER_ERROR: str(error)[:2000],
             HEADER_ERROR_CLASS: type(error).__name__ if not isinstance(error, str) else "str",
             HEADER_TOPIC: topic,
@@ -151,6 +152,15 @@ class DeadLetters:
             await self._broker.publish(
                 value, dead_letter_topic(topic), key=record.key, headers=headers
             )
+
+
+def _original_headers(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    """A record's headers as text, without the x-dlq-* ones of an earlier dead-lettering."""
+    return {
+        name: value.decode(errors="replace")
+        for name, value in record.headers or ()
+        if value is not None and not name.startswith("x-dlq-")
+    }
 
 
 def subscribe_events(
@@ -204,7 +214,7 @@ def subscribe_events(
                 await on_tombstone(key)
             return
         try:
-            event = decode_event(record.value, registry)
+            event = decode_message(record.value, record.headers, registry)  # both modes
         except EventDecodeError as exc:
             log.warning("undecodable message dead-lettered", error=str(exc))
             await dead_letters.send(message, error=exc, group_id=group_id, attempts=0)
