@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
@@ -30,7 +30,7 @@ from pmm_contracts.connection import Connection, local_connection
 from pmm_contracts.envelope import CloudEvent, EventData, EventDecodeError, decode_message
 from pmm_contracts.topics import dead_letter_topic
 from pmm_runtime import kafka_security
-from pmm_runtime.logging import get_logger
+from pmm_runtime.logging import get_logger, library_logger
 from pmm_runtime.metrics import Metrics
 from pmm_runtime.settings import ServiceSettings
 
@@ -83,10 +83,19 @@ class PermanentError(Exception):
     """A handler error that no retry will fix (e.g. an event that breaks a business rule)."""
 
 
-def create_broker(settings: ServiceSettings, *, client_id: str | None = None) -> KafkaBroker:
+def create_broker(
+    settings: ServiceSettings,
+    *,
+    client_id: str | None = None,
+    middlewares: Sequence[Any] = (),
+) -> KafkaBroker:
+    """The service's broker; ``middlewares`` are FastStream's (telemetry, Prometheus), and
+    its log lines go through the standard library to the JSON handler (no colours)."""
     conn = kafka_security.connection(settings)
     return KafkaBroker(
         conn.bootstrap,
+        middlewares=tuple(middlewares),
+        logger=library_logger("faststream"),
         security=kafka_security.faststream_security(conn),
         client_id=client_id or f"pmm-{settings.service_name}",
         acks="all",

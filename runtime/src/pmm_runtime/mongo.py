@@ -6,18 +6,23 @@ Only what FerretDB 1.x also supports is used: single-document atomic updates,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 Document = dict[str, Any]
 
 
-def create_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
+def create_client(
+    url: str, *, app_name: str, listeners: Sequence[monitoring._EventListener] = ()
+) -> AsyncMongoClient[Document]:
+    """``listeners``: command monitoring of this client only (``telemetry.MongoSpans``)."""
     return AsyncMongoClient(
         url,
         appname=app_name,
+        event_listeners=list(listeners),
         tz_aware=True,
         serverSelectionTimeoutMS=5_000,
         connectTimeoutMS=5_000,

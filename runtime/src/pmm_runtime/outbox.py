@@ -38,6 +38,7 @@ from pmm_contracts.envelope import CONTENT_TYPE, CloudEvent, event_to_dict
 from pmm_runtime.logging import get_logger
 from pmm_runtime.metrics import Metrics
 from pmm_runtime.mongo import Document
+from pmm_runtime.telemetry import current_trace_context, use_trace_context
 
 log = get_logger(__name__)
 
@@ -55,12 +56,16 @@ class Outgoing:
     event: CloudEvent[Any]
 
     def entry(self) -> Document:
-        return {
+        entry: Document = {
             "id": str(self.event.id),
             "topic": self.topic,
             "key": self.event.subject,
             "value": event_to_dict(self.event),
         }
+        trace_context = current_trace_context()
+        if trace_context:  # the relay publishes inside the trace that caused the event
+            entry["trace"] = trace_context
+        return entry
 
 
 @dataclass(frozen=True)
@@ -289,7 +294,8 @@ class OutboxRelay:
                     else json.dumps(entry["value"], separators=(",", ":")).encode()
                 )
                 key = entry["key"].encode() if entry.get("key") is not None else None
-                await self._publish(entry["topic"], key, value, {"content-type": CONTENT_TYPE})
+                with use_trace_context(entry.get("trace")):
+                    await self._publish(entry["topic"], key, value, {"content-type": CONTENT_TYPE})
                 done.append(entry)
                 if self._metrics:
                     self._metrics.published.labels(topic=entry["topic"]).inc()

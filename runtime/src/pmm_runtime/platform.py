@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -48,6 +49,7 @@ from pmm_runtime.metrics import Metrics
 from pmm_runtime.mongo import Document, create_client, ping
 from pmm_runtime.outbox import PENDING_COLLECTION, AggregateStore, OutboxRelay, PendingOutbox
 from pmm_runtime.settings import ServiceSettings
+from pmm_runtime.telemetry import RequestObserver, Telemetry
 
 log = get_logger(__name__)
 
@@ -71,10 +73,23 @@ class Platform:
         self.settings = settings
         self.registry = registry
         self.metrics = Metrics(settings.service_name)
+        self.telemetry = Telemetry(settings)
         self.retry = RetryPolicy.from_settings(settings)
-        self.broker: KafkaBroker = create_broker(settings)
+        self.broker: KafkaBroker = create_broker(
+            settings,
+            middlewares=[
+                self.telemetry.broker_middleware(),
+                KafkaPrometheusMiddleware(
+                    registry=self.metrics.registry, app_name=f"pmm-{settings.service_name}"
+                ),
+            ],
+        )
         self.dead_letters = DeadLetters(self.broker)
-        self.mongo = create_client(settings.mongodb_url, app_name=f"pmm-{settings.service_name}")
+        self.mongo = create_client(
+            settings.mongodb_url,
+            app_name=f"pmm-{settings.service_name}",
+            listeners=[self.telemetry.mongo_listener()],
+        )
         self.db: AsyncDatabase[Document] = self.mongo[settings.database_name]
         self.publishers: dict[str, DefaultPublisher] = {}
         self.tombstones = TombstonePublisher(
@@ -265,6 +280,7 @@ class Platform:
                 await self.broker.stop()
             await self.mongo.close()
             log.info("service stopped", service=self.settings.service_name)
+            self.telemetry.shutdown()
 
     async def broker_ready(self) -> bool:
         try:
@@ -302,6 +318,8 @@ class Platform:
 
         app = FastAPI(title=title, description=description, version=API_VERSION, lifespan=lifespan)
         install_offline_docs(app)  # Swagger UI from local assets: no CDN
+        app.add_middleware(RequestObserver, metrics=self.metrics)  # access log, HTTP metrics
+        self.telemetry.instrument(app)  # a server span per request (outermost)
 
         @app.middleware("http")
         async def api_version(request: Any, call_next: Any) -> Any:

@@ -15,6 +15,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         port=settings.http_port,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         log_level=settings.log_level.lower(),
-        access_log=False,
+        access_log=False,  # the platform's own access log: route templates, no query strings
+        log_config=None,  # uvicorn's lines go to the JSON handler (pmm_runtime.logging)
         lifespan="on",
     )

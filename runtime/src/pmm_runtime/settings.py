@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_OIN = "00000001234567890000"
@@ -51,6 +51,14 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON logs; default: when no TTY")
+    otel_exporter_otlp_endpoint: AnyHttpUrl | None = Field(
+        default=None,
+        description="OTLP/HTTP collector (e.g. http://otel-collector.observability:4318): "
+        "traces are exported to <endpoint>/v1/traces; unset: no exporter (pmm_runtime.telemetry)",
+    )
+    otel_sample_ratio: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="share of new traces recorded (parent-based)"
+    )
 
     jwt_issuer: str = "urn:pmm:local-issuer"
     jwt_audience: str = "pmm"

@@ -1,0 +1,1 @@
+"""Observability of real service processes and apps: JSON logs, traces, metrics."""
