@@ -4,6 +4,7 @@ Loket's case events on a topic of this test (as the Loket would produce them).""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from openpyxl import load_workbook
 
 from pmm_contracts import new_event
 from pmm_contracts.cli import provision
@@ -127,13 +129,32 @@ async def test_uwv_answers_its_signal_from_the_page_and_staff_get_the_report(
     assert "vaste contactpersoon per regio" in page.text
     staff = world.browser()
     await sign_in(staff, "pmm", "pmm_staff", world.director)
-    report = await staff.get("/report")
-    assert report.status_code == 200
     year = closed.year
+    uwv_name = f"UWV test {unique[:4]}"
+
+    async def reported() -> str | None:
+        # signalen's projector adds the answer to the year's figures within its interval
+        page = await staff.get("/report", params={"year": year})
+        assert page.status_code == 200, page.text
+        return page.text if "vaste contactpersoon per regio" in page.text else None
+
+    report = await eventually(reported, timeout_s=WAIT_S)
+    assert uwv_name in report  # the organisation's name from the register, not its code
+    assert "Maatregel genomen" in report
     csv = await staff.get(f"/report/{year}.csv")
     assert csv.status_code == 200, csv.text
     assert csv.headers["content-type"].startswith("text/csv")
     assert "attachment" in csv.headers["content-disposition"]
+    assert csv.content.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM, for Dutch Excel
+    rows = csv.content.decode("utf-8-sig").splitlines()
+    assert any(row.startswith(f"{uwv_name};") for row in rows), rows
+    xlsx = await staff.get(f"/report/{year}.xlsx")
+    assert xlsx.status_code == 200
+    assert "spreadsheetml" in xlsx.headers["content-type"]
+    book = load_workbook(io.BytesIO(xlsx.content))
+    cells = {c for sheet in book for row in sheet.iter_rows(values_only=True) for c in row}
+    assert uwv_name in cells
+    assert "vaste contactpersoon per regio" in cells
     html = await staff.get(f"/report/{year}.html")
     assert html.status_code == 200
     assert "sandbox" in html.headers["content-security-policy"]

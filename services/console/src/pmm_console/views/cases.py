@@ -196,7 +196,7 @@ def by_urgency(cases: Iterable[dict[str, Any]], deadline: str = "case_due") -> l
 async def organisations(ctx: Ctx) -> tuple[list[dict[str, Any]], str | None]:
     """The register's organisations as this person may read them (or why not)."""
     try:
-        answer = await ctx.services.register.get("/organisations", ctx.token)
+        answer = await ctx.services.register.get("/organisations", ctx.token, {"page_size": 200})
     except ServiceError as exc:
         return [], exc.detail
     items = answer.get("items", []) if isinstance(answer, dict) else answer

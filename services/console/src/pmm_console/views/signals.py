@@ -3,18 +3,21 @@ answer as on the organisation's response topic), and the yearly report."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
+from pmm_console import report as layout
 from pmm_console.clients import ServiceError
 from pmm_console.context import UserCtx, errors_for_fields
 from pmm_console.views.cases import names, organisations
 
 PAGE_SIZE = 25
 REPORT_FORMATS = {"html": "text/html", "csv": "text/csv", "json": "application/json"}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # The report's own page comes from signalen; shown in the console's origin it may style
 # itself but run nothing and load nothing.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
@@ -87,25 +90,45 @@ def router() -> Any:
     @web.get("/report")
     async def report(ctx: UserCtx, year: int | None = None) -> Response:
         current = datetime.now(UTC).year
+        chosen = year or current
+        answer, (orgs, _) = await asyncio.gather(
+            ctx.services.signalen.get(f"/reports/{chosen}", ctx.token, {"format": "json"}),
+            organisations(ctx),
+        )
         return ctx.render(
-            "report.html", year=year or current, years=list(range(current, current - 6, -1))
+            "report.html",
+            year=chosen,
+            years=list(range(current, current - 6, -1)),
+            report=answer,
+            summary=layout.figures(layout.summary(answer)),
+            tables=layout.tables(answer, names(orgs)),
         )
 
     @web.get("/report/{year}.{fmt}")
     async def report_file(year: int, fmt: str, ctx: UserCtx) -> Response:
-        if fmt not in REPORT_FORMATS:
+        if fmt not in (*REPORT_FORMATS, "xlsx"):
             return ctx.render("error.html", 404, title="Niet gevonden", message=fmt)
-        answer = await ctx.services.signalen.download(
+        name = f"jaarrapportage-systeemleren-{year}.{fmt}"
+        download = {"Content-Disposition": f'attachment; filename="{name}"'}
+        if fmt in ("csv", "xlsx"):
+            # signalen's figures, laid out by the console: names, Dutch labels, Excel's way
+            answer, (orgs, _) = await asyncio.gather(
+                ctx.services.signalen.get(f"/reports/{year}", ctx.token, {"format": "json"}),
+                organisations(ctx),
+            )
+            if fmt == "csv":
+                body = layout.to_csv(answer, names(orgs))
+                return Response(body, media_type="text/csv; charset=utf-8", headers=download)
+            return Response(layout.to_xlsx(answer, names(orgs)), media_type=XLSX, headers=download)
+        answer_file = await ctx.services.signalen.download(
             f"/reports/{year}", ctx.token, {"format": fmt}
         )
         headers = {"Content-Security-Policy": REPORT_CSP}
         if fmt != "html":
-            headers["Content-Disposition"] = (
-                f'attachment; filename="jaarrapportage-systeemleren-{year}.{fmt}"'
-            )
+            headers.update(download)
         return Response(
-            answer.content,
-            media_type=answer.headers.get("content-type", REPORT_FORMATS[fmt]),
+            answer_file.content,
+            media_type=answer_file.headers.get("content-type", REPORT_FORMATS[fmt]),
             headers=headers,
         )
 
