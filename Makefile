@@ -14,7 +14,7 @@ ORG ?= pmm
 ROLE ?= maatwerk_professional
 SUB ?=
 # Every image: <service>:<port>; tagged with the service's version (its pyproject.toml).
-IMAGES := register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005 console:8006
+IMAGES := register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005 console:8000
 REGISTRY ?=
 OVERLAY ?= local
 
@@ -50,7 +50,7 @@ run: install infra topics keys ## bring up the whole platform
 	@echo "  let          http://127.0.0.1:8003/docs"
 	@echo "  overbrugging http://127.0.0.1:8004/docs"
 	@echo "  signalen     http://127.0.0.1:8005/docs"
-	@echo "  console      http://127.0.0.1:8006/  (open this: the web application)"
+	@echo "  console      http://127.0.0.1:8000/  (open this: the web application)"
 	@echo "A token: make token ORG=uwv ROLE=maatwerk_professional. Stop: make stop"
 
 stop: ## stop the services, Kafka and the store

@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN_DIR="$ROOT/.local/services"
-SERVICES=(register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005 console:8006)
+SERVICES=(register:8001 loket:8002 let:8003 overbrugging:8004 signalen:8005 console:8000)
 mkdir -p "$RUN_DIR"
 
 alive() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }

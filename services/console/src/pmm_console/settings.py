@@ -22,7 +22,7 @@ class ConsoleSettings(ServiceSettings):
     )
 
     service_name: str = "console"
-    http_port: int = 8006
+    http_port: int = 8000
     register_url: str = Field(
         default="http://127.0.0.1:8001", validation_alias=_own("register_url")
     )
