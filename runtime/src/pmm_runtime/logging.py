@@ -42,8 +42,10 @@ def add_trace_context(
 def _drop_colour_fields(
     logger: Any, method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    # uvicorn passes ``color_message`` (ANSI codes) as an extra on some lines.
+    # uvicorn passes ``color_message`` (ANSI codes) as an extra on some lines; ``message``
+    # is the record's text again once another handler (pytest's) formatted it.
     event_dict.pop("color_message", None)
+    event_dict.pop("message", None)
     return event_dict
 
 
