@@ -439,7 +439,8 @@ async def test_one_stuck_case_through_the_whole_platform(
     assert r.json()["status"] == "paid"
 
     item = await loket_sees_bridging(
-        lambda b: b["status"] == "approved" and "payment" in b.get("booked_cents", {})
+        # the Loket's bridging status follows the ledger: approved, then paid (never back)
+        lambda b: b["status"] == "paid" and "payment" in b.get("booked_cents", {})
     )
     assert item["form"] == "advance"
     assert item["approved_amount_cents"] == 240_000
