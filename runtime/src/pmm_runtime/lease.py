@@ -8,7 +8,8 @@ again renews it. When the holder stops (``release``) the next replica takes over
 next round; when it crashes, another takes over once ``expires_at`` has passed.
 
 Only what FerretDB 1.x supports: an ``_id`` lookup with a single-document atomic update
-(``find_one_and_update``) and an insert on the unique ``_id``. No upsert with ``$or`` and
+(``find_one_and_update`` through ``pmm_runtime.writes``, serialized per document on
+FerretDB) and an insert on the unique ``_id``. No upsert with ``$or`` and
 no TTL index: an expired lease is taken over, never deleted.
 
 The expiry is compared with the acquiring replica's clock, so the time to live must be
@@ -31,6 +32,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from pmm_runtime.mongo import Document
+from pmm_runtime.writes import Writes
 
 LEASE_COLLECTION = "leases"
 """The collection of a service's leases, in the service's own database."""
@@ -68,6 +70,7 @@ class Lease:
         holder: str,
         ttl_s: float,
         clock: Clock = _utc_now,
+        writes: Writes | None = None,
     ) -> None:
         if ttl_s <= 0:
             raise ValueError("a lease needs a positive time to live")
@@ -76,6 +79,7 @@ class Lease:
         self.holder = holder
         self.ttl = timedelta(seconds=ttl_s)
         self._clock = clock
+        self.writes = writes or Writes(collection.database, holder=holder)
 
     async def acquire(self) -> Held | None:
         """Take the lease, or renew it when this holder has it; ``None`` when another
@@ -84,14 +88,16 @@ class Lease:
         expires_at = now + self.ttl
         # Renewal by the holder, or a takeover of an expired lease: one atomic update of
         # the one document, found by its _id.
-        renewed = await self.collection.find_one_and_update(
+        renewed = await self.writes.find_one_and_update(
+            self.collection,
             {"_id": self.job, "holder": self.holder},
             {"$set": {"expires_at": expires_at, "renewed_at": now}},
             return_document=ReturnDocument.AFTER,
         )
         if renewed is not None:
             return self._held(renewed)
-        taken = await self.collection.find_one_and_update(
+        taken = await self.writes.find_one_and_update(
+            self.collection,
             {"_id": self.job, "expires_at": {"$lte": now}},
             {
                 "$set": {"holder": self.holder, "expires_at": expires_at, "renewed_at": now},
@@ -118,9 +124,11 @@ class Lease:
     async def release(self) -> bool:
         """Give the lease up (at shutdown), so another replica takes over at its next round
         instead of after the expiry; ``False`` when this holder did not hold it."""
-        released = await self.collection.find_one_and_update(
+        released = await self.writes.find_one_and_update(
+            self.collection,
             {"_id": self.job, "holder": self.holder},
             {"$set": {"expires_at": self._clock()}},
+            return_document=ReturnDocument.BEFORE,
         )
         return released is not None
 

@@ -39,6 +39,7 @@ from pmm_runtime.logging import get_logger
 from pmm_runtime.metrics import Metrics
 from pmm_runtime.mongo import Document
 from pmm_runtime.telemetry import current_trace_context, use_trace_context
+from pmm_runtime.writes import Writes
 
 log = get_logger(__name__)
 
@@ -119,16 +120,26 @@ class ConcurrencyConflict(Exception):
 PENDING_COLLECTION = "_outbox_pending"
 
 
+def default_writes(database: Any) -> Writes:
+    """The writes of a store built without ``Platform`` (tests, tools): the strategy of
+    the server, a holder of its own (correct next to any other holder)."""
+    from pmm_runtime.lease import instance_id
+
+    return Writes(database, holder=instance_id())
+
+
 class PendingOutbox:
     """The small collection that tells the relay which aggregates have events waiting."""
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(self, collection: AsyncCollection[Document], writes: Writes | None = None) -> None:
         self.collection = collection
+        self.writes = writes or default_writes(collection.database)
 
     async def announce(self, collection: str, aggregate_id: Any) -> None:
         """Mark ``aggregate_id`` of ``collection`` as having pending events. A new token on
         every announcement: the relay removes only the announcement it read."""
-        await self.collection.update_one(
+        await self.writes.update_one(
+            self.collection,
             {"_id": f"{collection}/{aggregate_id}"},
             {"$set": {"c": collection, "a": aggregate_id, "token": uuid.uuid4().hex}},
             upsert=True,
@@ -138,7 +149,9 @@ class PendingOutbox:
         return await self.collection.find({}).limit(limit).to_list(None)
 
     async def done(self, marker: Mapping[str, Any]) -> None:
-        await self.collection.delete_one({"_id": marker["_id"], "token": marker["token"]})
+        await self.writes.delete_one(
+            self.collection, {"_id": marker["_id"], "token": marker["token"]}
+        )
 
     async def count(self) -> int:
         return await self.collection.count_documents({})
@@ -148,10 +161,14 @@ class AggregateStore:
     """Writes aggregate state and its outbox events in one atomic single-document update."""
 
     def __init__(
-        self, collection: AsyncCollection[Document], pending: PendingOutbox | None = None
+        self,
+        collection: AsyncCollection[Document],
+        pending: PendingOutbox | None = None,
+        writes: Writes | None = None,
     ) -> None:
         self.collection = collection
         self.pending = pending
+        self.writes = writes or (pending.writes if pending else default_writes(collection.database))
 
     async def _announce(self, aggregate_id: Any) -> None:
         if self.pending is not None:
@@ -225,8 +242,8 @@ class AggregateStore:
             update["$set"] = dict(set_fields)
         if to_push:
             update["$push"] = to_push
-        result: Document | None = await self.collection.find_one_and_update(
-            condition, update, return_document=ReturnDocument.AFTER
+        result = await self.writes.find_one_and_update(
+            self.collection, condition, update, return_document=ReturnDocument.AFTER
         )
         if result is not None and events:
             await self._announce(aggregate_id)
@@ -234,7 +251,9 @@ class AggregateStore:
 
     async def record_read(self, aggregate_id: str, audit: Mapping[str, Any]) -> None:
         """Audit a read of the aggregate (it does not change its version)."""
-        await self.collection.update_one({"_id": aggregate_id}, {"$push": {AUDIT: dict(audit)}})
+        await self.writes.update_one(
+            self.collection, {"_id": aggregate_id}, {"$push": {AUDIT: dict(audit)}}
+        )
 
 
 Publish = Callable[[str, bytes | None, bytes | None, dict[str, str]], Awaitable[None]]
@@ -258,8 +277,10 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         sweep_interval_s: float = 600.0,
         batch_size: int = 100,
+        writes: Writes | None = None,
     ) -> None:
         self._publish = publish
+        self._writes = writes or (pending.writes if pending else None)
         self._collections: dict[str, AsyncCollection[Document]] = {}
         for collection in collections:
             self.add_collection(collection)
@@ -303,7 +324,11 @@ class OutboxRelay:
             if done:
                 # Remove exactly the entries published, as read (FerretDB 1.x matches whole
                 # entries in $pullAll, not conditions in $pull).
-                await collection.update_one({"_id": aggregate_id}, {"$pullAll": {OUTBOX: done}})
+                if self._writes is None:
+                    self._writes = default_writes(collection.database)
+                await self._writes.update_one(
+                    collection, {"_id": aggregate_id}, {"$pullAll": {OUTBOX: done}}
+                )
         return len(done)
 
     async def sweep(self) -> int:

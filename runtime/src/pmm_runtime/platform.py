@@ -50,6 +50,7 @@ from pmm_runtime.mongo import Document, create_client, ping
 from pmm_runtime.outbox import PENDING_COLLECTION, AggregateStore, OutboxRelay, PendingOutbox
 from pmm_runtime.settings import ServiceSettings
 from pmm_runtime.telemetry import RequestObserver, Telemetry
+from pmm_runtime.writes import Writes
 
 log = get_logger(__name__)
 
@@ -95,7 +96,11 @@ class Platform:
         self.tombstones = TombstonePublisher(
             kafka_security.connection(settings), f"pmm-{settings.service_name}"
         )
-        self.pending = PendingOutbox(self.db[PENDING_COLLECTION])
+        self.instance = instance_id()
+        self.writes = Writes(  # conditional writes by the store's strategy (decision 0008)
+            self.db, holder=self.instance, strategy=settings.store_write_strategy
+        )
+        self.pending = PendingOutbox(self.db[PENDING_COLLECTION], self.writes)
         self.relay = OutboxRelay(
             publish_fn(self.broker, self.publishers, self.tombstones),
             [],
@@ -114,7 +119,6 @@ class Platform:
             threshold=settings.consumer_lag_threshold,
             interval_s=settings.consumer_lag_interval_s,
         )
-        self.instance = instance_id()
         self._startup: list[Hook] = []
         self._background: list[BackgroundTask] = []
         self._readiness: dict[str, Callable[[], Awaitable[bool]]] = {}
@@ -139,7 +143,7 @@ class Platform:
         """An aggregate collection whose outbox this process relays."""
         coll: AsyncCollection[Document] = self.db[collection]
         self.relay.add_collection(coll)
-        return AggregateStore(coll, self.pending)
+        return AggregateStore(coll, self.pending, self.writes)
 
     def subscribe(
         self,
@@ -225,6 +229,7 @@ class Platform:
             f"{self.settings.service_name}:{name}",
             holder=self.instance,
             ttl_s=max(2 * interval_s, 60.0),
+            writes=self.writes,
         )
 
         async def loop(stop: asyncio.Event) -> None:

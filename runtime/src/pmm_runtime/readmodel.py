@@ -21,6 +21,7 @@ from pmm_contracts.events.register import OrganisationState, ProfessionalState
 from pmm_contracts.topics import REGISTER_ORGANISATIONS, REGISTER_PROFESSIONALS
 from pmm_runtime.mongo import Document
 from pmm_runtime.platform import Platform
+from pmm_runtime.writes import Writes
 
 
 class RegisterReadModel:
@@ -29,6 +30,7 @@ class RegisterReadModel:
     def __init__(self, platform: Platform, *, prefix: str = "register_") -> None:
         self.organisations: AsyncCollection[Document] = platform.db[prefix + "organisations"]
         self.professionals: AsyncCollection[Document] = platform.db[prefix + "professionals"]
+        self.writes = platform.writes
         platform.on_startup(self._indexes)
         platform.subscribe(
             REGISTER_ORGANISATIONS,
@@ -50,11 +52,13 @@ class RegisterReadModel:
 
     async def _on_organisation(self, event: CloudEvent[OrganisationState]) -> None:
         data = event.data
-        await _upsert_newer(self.organisations, data.code, data.model_dump(mode="json"))
+        await _upsert_newer(
+            self.writes, self.organisations, data.code, data.model_dump(mode="json")
+        )
 
     async def _on_professional(self, event: CloudEvent[ProfessionalState]) -> None:
         data = event.data
-        await _upsert_newer(self.professionals, data.id, data.model_dump(mode="json"))
+        await _upsert_newer(self.writes, self.professionals, data.id, data.model_dump(mode="json"))
 
     async def _remove_organisation(self, key: str) -> None:
         await self.organisations.delete_one({"_id": key})
@@ -81,12 +85,15 @@ class RegisterReadModel:
         return await self.professionals.find(query).sort("_id", ASCENDING).to_list(None)
 
 
-async def _upsert_newer(collection: AsyncCollection[Document], key: str, state: Document) -> None:
+async def _upsert_newer(
+    writes: Writes, collection: AsyncCollection[Document], key: str, state: Document
+) -> None:
     """Write ``state`` unless a newer or equal version is stored already (idempotent).
 
-    Only bare ``_id`` filters: FerretDB evaluates any other filter by decoding every
-    document, which made a replay of the changelog crawl (2-3 records a second). One
-    partition's consumer writes one key at a time, so the read and the write do not race.
+    The common cases by bare ``_id`` (FerretDB evaluates any other filter by decoding every
+    document): the lookup, and the insert of a new key. The replace is conditional on the
+    older version through ``Writes`` (serialized per document on FerretDB), so two
+    consumers of one key during a rebalance cannot put an older state over a newer one.
     """
     stored = await collection.find_one({"_id": key}, {"version": 1})
     if stored is not None and int(stored.get("version", 0)) >= int(state["version"]):
@@ -95,4 +102,6 @@ async def _upsert_newer(collection: AsyncCollection[Document], key: str, state: 
         with contextlib.suppress(DuplicateKeyError):
             await collection.insert_one({"_id": key, **state})
             return
-    await collection.replace_one({"_id": key}, {"_id": key, **state})
+    await writes.replace_one(
+        collection, {"_id": key, "version": {"$lt": int(state["version"])}}, {"_id": key, **state}
+    )

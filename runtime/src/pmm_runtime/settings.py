@@ -82,6 +82,13 @@ class ServiceSettings(BaseSettings):
         description="full scan for unannounced outbox events (a crash between a write and "
         "its announcement); also at start-up",
     )
+    store_write_strategy: str = Field(
+        default="auto",
+        pattern=r"^(auto|conditional|serialized)$",
+        description="conditional writes: in the store's filter (MongoDB), or serialized per "
+        "document with a lock and a bare _id filter (FerretDB 1.24); auto: by the server's "
+        "buildInfo (pmm_runtime.writes, decision 0008)",
+    )
     shutdown_grace_s: float = Field(default=20.0, gt=0)
     consumer_lag_interval_s: float = Field(
         default=15.0, gt=0, description="how often the consumer lag of each group is measured"

@@ -1,0 +1,347 @@
+"""Conditional single-document writes, cheap on FerretDB 1.24 and atomic on both stores.
+
+Every write of a document that more than one writer may change (an aggregate with its
+outbox, the relay clearing that outbox, the pending announcements, a budget, a counter,
+figures, leases) goes through ``Writes``. Two strategies, chosen once per process
+(``PMM_STORE_WRITE_STRATEGY``, default ``auto``: ``serialized`` when the server reports
+itself as FerretDB in ``buildInfo``, else ``conditional``; decision 0008):
+
+``conditional`` (MongoDB)
+    The condition stays in the filter of one ``findAndModify``/``update``: the server
+    applies it atomically, its indexes make it cheap, any number of processes may write.
+
+``serialized`` (FerretDB 1.24 on SQLite)
+    FerretDB pushes only a *bare* ``_id`` filter down to SQLite; any other field in the
+    filter (``{"_id": id, "_version": 3}``) makes it decode every document of the
+    collection (1.5 s at 10,000 documents), and it applies an update as read-modify-write
+    without a lock, so two connections can lose an update (decision 0005). So the write
+    is serialized per document instead: an ``asyncio.Lock`` per document within the
+    process, and across processes a lock document inserted by bare ``_id`` in the small
+    ``_write_locks`` collection (the unique ``_id`` makes the insert atomic: a duplicate
+    key means another process holds it). Holding both, the document is read by bare
+    ``_id``, the condition is checked here (``matches``), and the update is sent with the
+    bare ``_id`` filter only. A lock older than ``lock_ttl_s`` (its holder crashed) is
+    taken over. The lock collection holds only the locks held at this moment, so its
+    own scans stay small.
+
+The serialized strategy is correct only if *every* writer of those documents uses it;
+inserts need no lock (the unique ``_id`` decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from pmm_runtime.mongo import Document
+
+LOCK_COLLECTION = "_write_locks"
+"""The locks of the serialized strategy, in the service's own database."""
+
+
+class WriteStrategy(StrEnum):
+    AUTO = "auto"
+    CONDITIONAL = "conditional"
+    SERIALIZED = "serialized"
+
+
+class LockTimeout(Exception):
+    """Another writer held the document's lock for longer than the wait allows."""
+
+
+_MISSING = object()
+
+
+def _values(document: Any, path: str) -> list[Any]:
+    """The values at a dotted ``path`` (an array on the way contributes each element)."""
+    current: list[Any] = [document]
+    for part in path.split("."):
+        found: list[Any] = []
+        for value in current:
+            if isinstance(value, Mapping):
+                if part in value:
+                    found.append(value[part])
+            elif isinstance(value, list):
+                if part.isdigit() and int(part) < len(value):
+                    found.append(value[int(part)])
+                else:
+                    found.extend(v[part] for v in value if isinstance(v, Mapping) and part in v)
+        current = found
+    return current
+
+
+def _candidates(values: list[Any]) -> list[Any]:
+    """What a query compares with: each value, and each element of an array value."""
+    out: list[Any] = []
+    for value in values:
+        out.append(value)
+        if isinstance(value, list):
+            out.extend(value)
+    return out
+
+
+def _compare(op: str, have: Any, want: Any) -> bool:
+    try:
+        if op == "$gt":
+            return bool(have > want)
+        if op == "$gte":
+            return bool(have >= want)
+        if op == "$lt":
+            return bool(have < want)
+        if op == "$lte":
+            return bool(have <= want)
+    except TypeError:
+        return False  # MongoDB compares only values of one type
+    raise NotImplementedError(op)
+
+
+def _matches_operators(values: list[Any], operators: Mapping[str, Any]) -> bool:
+    candidates = _candidates(values)
+    for op, want in operators.items():
+        if op == "$eq":
+            ok = want in candidates
+        elif op == "$ne":
+            ok = want not in candidates
+        elif op in ("$gt", "$gte", "$lt", "$lte"):
+            ok = any(_compare(op, have, want) for have in candidates)
+        elif op == "$in":
+            ok = any(w in candidates for w in want) or (None in want and not values)
+        elif op == "$nin":
+            ok = not any(w in candidates for w in want)
+        elif op == "$exists":
+            ok = bool(values) == bool(want)
+        elif op == "$size":
+            ok = any(isinstance(v, list) and len(v) == want for v in values)
+        else:
+            raise NotImplementedError(f"condition operator {op} in a serialized write")
+        if not ok:
+            return False
+    return True
+
+
+def matches(document: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:
+    """Whether ``document`` satisfies a MongoDB ``condition`` (the subset the platform's
+    conditional writes use: equality, ``$eq $ne $gt $gte $lt $lte $in $nin $exists
+    $size`` on dotted paths, array fields matching by element; anything else raises
+    ``NotImplementedError`` rather than guess)."""
+    for path, want in condition.items():
+        if path.startswith("$"):
+            raise NotImplementedError(f"top-level {path} in a serialized write")
+        values = _values(document, path)
+        if isinstance(want, Mapping) and want and all(k.startswith("$") for k in want):
+            if not _matches_operators(values, want):
+                return False
+        elif want is None:
+            if any(v is not None for v in _candidates(values)):
+                return False
+        elif want not in _candidates(values):
+            return False
+    return True
+
+
+@dataclass
+class _Local:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class Writes:
+    """The conditional writes of one process (``Platform.writes``)."""
+
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        *,
+        holder: str,
+        strategy: WriteStrategy | str = WriteStrategy.AUTO,
+        lock_ttl_s: float = 30.0,
+        lock_wait_s: float = 30.0,
+    ) -> None:
+        self.database = database
+        self.locks: AsyncCollection[Document] = database[LOCK_COLLECTION]
+        self.holder = holder
+        self._strategy = WriteStrategy(strategy)
+        self._lock_ttl = timedelta(seconds=lock_ttl_s)
+        self._lock_wait_s = lock_wait_s
+        self._local: dict[str, _Local] = {}
+        self._detect = asyncio.Lock()
+
+    async def strategy(self) -> WriteStrategy:
+        """The strategy of this process; ``auto`` is decided at the first call."""
+        if self._strategy is WriteStrategy.AUTO:
+            async with self._detect:
+                if self._strategy is WriteStrategy.AUTO:
+                    info = await self.database.client.admin.command("buildInfo")
+                    ferretdb = "ferretdbVersion" in info
+                    self._strategy = (
+                        WriteStrategy.SERIALIZED if ferretdb else WriteStrategy.CONDITIONAL
+                    )
+        return self._strategy
+
+    # The writes ------------------------------------------------------------------------------
+
+    async def find_one_and_update(
+        self,
+        collection: AsyncCollection[Document],
+        condition: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+        return_document: bool = ReturnDocument.AFTER,
+    ) -> Document | None:
+        """``findAndModify`` of the one document ``condition["_id"]`` names; the document
+        (after or before, as asked), or None when it does not match."""
+        if await self.strategy() is WriteStrategy.CONDITIONAL:
+            result: Document | None = await collection.find_one_and_update(
+                dict(condition), dict(update), upsert=upsert, return_document=return_document
+            )
+            return result
+        key, rest = _split(condition)
+        async with self.locked(collection.name, key):
+            if not await self._still_matches(collection, key, rest, upsert=upsert):
+                return None
+            found: Document | None = await collection.find_one_and_update(
+                {"_id": key}, dict(update), upsert=upsert, return_document=return_document
+            )
+            return found
+
+    async def update_one(
+        self,
+        collection: AsyncCollection[Document],
+        condition: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+    ) -> bool:
+        """``update`` of the one document ``condition["_id"]`` names; whether it matched
+        (or was inserted)."""
+        if await self.strategy() is WriteStrategy.CONDITIONAL:
+            result = await collection.update_one(dict(condition), dict(update), upsert=upsert)
+            return result.matched_count > 0 or result.upserted_id is not None
+        key, rest = _split(condition)
+        async with self.locked(collection.name, key):
+            if not await self._still_matches(collection, key, rest, upsert=upsert):
+                return False
+            done = await collection.update_one({"_id": key}, dict(update), upsert=upsert)
+            return done.matched_count > 0 or done.upserted_id is not None
+
+    async def replace_one(
+        self,
+        collection: AsyncCollection[Document],
+        condition: Mapping[str, Any],
+        replacement: Mapping[str, Any],
+    ) -> bool:
+        """Replace the one document ``condition["_id"]`` names if it matches."""
+        if await self.strategy() is WriteStrategy.CONDITIONAL:
+            result = await collection.replace_one(dict(condition), dict(replacement))
+            return result.matched_count > 0
+        key, rest = _split(condition)
+        async with self.locked(collection.name, key):
+            if not await self._still_matches(collection, key, rest, upsert=False):
+                return False
+            done = await collection.replace_one({"_id": key}, dict(replacement))
+            return done.matched_count > 0
+
+    async def delete_one(
+        self, collection: AsyncCollection[Document], condition: Mapping[str, Any]
+    ) -> bool:
+        """Delete the one document ``condition["_id"]`` names if it matches."""
+        if await self.strategy() is WriteStrategy.CONDITIONAL:
+            result = await collection.delete_one(dict(condition))
+            return result.deleted_count > 0
+        key, rest = _split(condition)
+        async with self.locked(collection.name, key):
+            if not await self._still_matches(collection, key, rest, upsert=False):
+                return False
+            done = await collection.delete_one({"_id": key})
+            return done.deleted_count > 0
+
+    async def _still_matches(
+        self,
+        collection: AsyncCollection[Document],
+        key: Any,
+        rest: Mapping[str, Any],
+        *,
+        upsert: bool,
+    ) -> bool:
+        if not rest:
+            return True  # a bare _id: the store decides (missing: no match, or an upsert)
+        current = await collection.find_one({"_id": key})
+        if current is None:
+            if upsert and any(_is_equality(v) for v in rest.values()):
+                # MongoDB would copy these fields into the new document; nobody needs it.
+                raise NotImplementedError("an upsert with an equality besides _id")
+            return upsert  # operators only ($ne, $lt, ...): the new document is just _id
+        if matches(current, rest):
+            return True
+        if upsert:  # MongoDB would try to insert a second document with this _id
+            raise DuplicateKeyError(f"E11000 duplicate key: {collection.name} {key!r}")
+        return False
+
+    # The lock ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def locked(self, collection: str, key: Any) -> AsyncIterator[None]:
+        """Hold the write lock of one document: in this process and across processes."""
+        name = f"{collection}/{key}"
+        local = self._local.setdefault(name, _Local())
+        local.users += 1
+        try:
+            async with local.lock:
+                await self._acquire(name)
+                try:
+                    yield
+                finally:
+                    with contextlib.suppress(Exception):
+                        await self.locks.delete_one({"_id": name, "holder": self.holder})
+        finally:
+            local.users -= 1
+            if local.users == 0:
+                self._local.pop(name, None)
+
+    async def _acquire(self, name: str) -> None:
+        deadline = time.monotonic() + self._lock_wait_s
+        pause = 0.002
+        while True:
+            now = datetime.now(UTC)
+            try:
+                await self.locks.insert_one({"_id": name, "holder": self.holder, "at": now})
+                return
+            except DuplicateKeyError:
+                pass
+            held = await self.locks.find_one({"_id": name})
+            if held is not None and _aware(held["at"]) < now - self._lock_ttl:
+                # Its holder stopped while holding it: take it over (only that lock).
+                await self.locks.delete_one(
+                    {"_id": name, "holder": held["holder"], "at": held["at"]}
+                )
+                continue
+            if time.monotonic() > deadline:
+                raise LockTimeout(f"the write lock of {name} stayed held")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+def _split(condition: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    if "_id" not in condition or isinstance(condition["_id"], Mapping):
+        raise ValueError("a serialized write names its document by a plain _id")
+    return condition["_id"], {k: v for k, v in condition.items() if k != "_id"}
+
+
+def _is_equality(want: Any) -> bool:
+    return not (isinstance(want, Mapping) and want and all(k.startswith("$") for k in want))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

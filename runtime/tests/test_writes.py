@@ -1,0 +1,217 @@
+"""Conditional writes (pmm_runtime.writes, decision 0008): no update is lost and no condition
+is broken when two clients or two processes write one document at the same time, on the
+real store (FerretDB: serialized with locks; MongoDB: conditional filters)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from pmm_contracts.envelope import EventData
+from pmm_runtime.changes import Aggregates
+from pmm_runtime.errors import Conflict
+from pmm_runtime.mongo import Document
+from pmm_runtime.settings import ServiceSettings
+from pmm_runtime.writes import LOCK_COLLECTION, LockTimeout, Writes, WriteStrategy, matches
+
+from .support import Counted, platform
+
+STRATEGIES = ["auto", "serialized"]
+"""``auto`` is what the store needs (serialized on FerretDB); ``serialized`` runs the lock
+path on MongoDB too. ``conditional`` on FerretDB is what decision 0005 shows losing updates."""
+
+
+def test_matches_the_conditions_the_platform_writes_with() -> None:
+    doc: Document = {
+        "_id": "a",
+        "_version": 3,
+        "_applied": ["e1", "e2"],
+        "available": 500,
+        "expires_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "counts": {"open": 2},
+        "holder": None,
+    }
+    assert matches(doc, {"_version": 3})
+    assert not matches(doc, {"_version": 2})
+    assert matches(doc, {"_applied": {"$ne": "e3"}})
+    assert not matches(doc, {"_applied": {"$ne": "e2"}})
+    assert matches(doc, {"_applied": "e1"})  # an array matches by element
+    assert matches(doc, {"available": {"$gte": 500}})
+    assert not matches(doc, {"available": {"$gte": 501}})
+    assert matches(doc, {"expires_at": {"$lte": datetime(2026, 1, 2, tzinfo=UTC)}})
+    assert matches(doc, {"counts.open": 2, "counts.closed": {"$exists": False}})
+    assert matches(doc, {"holder": None, "missing": None})
+    assert matches(doc, {"_applied": {"$size": 2}})
+    assert not matches(doc, {"available": {"$gt": "text"}})  # other types never compare
+    with pytest.raises(NotImplementedError):
+        matches(doc, {"$or": [{"_version": 3}]})
+    with pytest.raises(NotImplementedError):
+        matches(doc, {"_version": {"$mod": [2, 1]}})
+
+
+@dataclass
+class Counter:
+    id: str
+    total: int = 0
+    version: int = 0
+
+    def add(self, amount: int) -> list[EventData]:
+        self.total += amount
+        return [Counted(counter_id=self.id, amount=amount)]
+
+
+class Counters(Aggregates[Counter]):
+    name = "counter"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_two_clients_changing_one_aggregate_lose_no_update(
+    make_settings: Callable[..., ServiceSettings], unique: str, strategy: str
+) -> None:
+    """Two platforms (two store clients, each with one connection on FerretDB, as two
+    processes of one service) apply 10 changes each to the same aggregate at once."""
+    settings = make_settings(service_name="writes", store_write_strategy=strategy)
+    first, second = platform(settings), platform(settings)
+    topic = f"test.writes.{unique}"
+    repos = [Counters(app.store("counters"), Counter, topic=topic) for app in (first, second)]
+    assert await first.changes.create(repos[0], Counter(id="c"), [], actor="a", action="created")
+
+    async def add(n: int) -> int:
+        app, repo = (first, repos[0]) if n % 2 else (second, repos[1])
+        while True:  # a Conflict (409) after the change loop's attempts: the client retries
+            try:
+                done = await app.changes.apply(
+                    repo, "c", f"cmd-{n}", lambda c: c.add(n), actor="a", action="added"
+                )
+            except Conflict:
+                continue
+            assert done.changed
+            return n
+
+    try:
+        added = await asyncio.gather(*(add(n) for n in range(1, 21)))
+        document = await repos[0].store.get("c")
+        assert document is not None
+        assert document["total"] == sum(added) == sum(range(1, 21))
+        assert document["_version"] == 21
+        assert sorted(document["_applied"]) == sorted(f"cmd-{n}" for n in range(1, 21))
+        assert len(document["_audit"]) == 21
+        assert len(document["_outbox"]) == 20  # every event waits for the relay, none lost
+        assert await first.db[LOCK_COLLECTION].count_documents({}) == 0
+    finally:
+        await first.mongo.drop_database(settings.database_name)
+        await first.mongo.close()
+        await second.mongo.close()
+
+
+WORKER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from pymongo import AsyncMongoClient
+    from pmm_runtime.writes import Writes
+
+    async def main(url, database, strategy, holder, takes):
+        client = AsyncMongoClient(url, tz_aware=True)
+        writes = Writes(client[database], holder=holder, strategy=strategy)
+        budget, counter = client[database]["budgets"], client[database]["counters"]
+
+        async def take():
+            got = await writes.find_one_and_update(
+                budget, {"_id": "b", "available": {"$gte": 1}}, {"$inc": {"available": -1}}
+            )
+            await writes.update_one(counter, {"_id": "n"}, {"$inc": {"seq": 1}}, upsert=True)
+            return got is not None
+
+        taken = sum(await asyncio.gather(*(take() for _ in range(takes))))
+        await client.close()
+        print(json.dumps({"taken": taken}))
+
+    asyncio.run(main(*sys.argv[1:5], int(sys.argv[5])))
+    """
+)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_two_processes_never_overdraw_and_lose_no_increment(
+    make_settings: Callable[..., ServiceSettings], strategy: str
+) -> None:
+    """Two OS processes take from one budget of 50 (40 concurrent takes each) and count
+    every take on one counter: exactly 50 taken, nothing below zero, 80 counted."""
+    settings = make_settings(service_name="writes")
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url)
+    db = client[settings.database_name]
+    await db["budgets"].insert_one({"_id": "b", "available": 50})
+    try:
+        workers = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                WORKER,
+                settings.mongodb_url,
+                settings.database_name,
+                strategy,
+                f"worker-{n}",
+                "40",
+                stdout=subprocess.PIPE,
+            )
+            for n in range(2)
+        ]
+        outputs = [await w.communicate() for w in workers]
+        assert [w.returncode for w in workers] == [0, 0]
+        taken = [json.loads(out.decode())["taken"] for out, _ in outputs]
+        budget = await db["budgets"].find_one({"_id": "b"})
+        counter = await db["counters"].find_one({"_id": "n"})
+        assert budget is not None
+        assert counter is not None
+        assert sum(taken) == 50
+        assert budget["available"] == 0
+        assert counter["seq"] == 80
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
+@pytest.mark.integration
+async def test_a_stale_lock_is_taken_over_and_a_live_one_waited_for(
+    make_settings: Callable[..., ServiceSettings],
+) -> None:
+    settings = make_settings(service_name="writes")
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    db = client[settings.database_name]
+    writes = Writes(db, holder="me", strategy=WriteStrategy.SERIALIZED, lock_ttl_s=5, lock_wait_s=1)
+    docs = db["docs"]
+    await docs.insert_one({"_id": "d", "n": 0})
+    now = datetime.now(UTC)
+    try:
+        # A holder that crashed a minute ago: its lock is taken over.
+        await db[LOCK_COLLECTION].insert_one(
+            {"_id": "docs/d", "holder": "crashed", "at": now - timedelta(minutes=1)}
+        )
+        assert await writes.update_one(docs, {"_id": "d", "n": 0}, {"$inc": {"n": 1}})
+        assert await db[LOCK_COLLECTION].count_documents({}) == 0
+        # A live holder: the write waits, then gives up without writing.
+        await db[LOCK_COLLECTION].insert_one({"_id": "docs/d", "holder": "alive", "at": now})
+        with pytest.raises(LockTimeout):
+            await writes.update_one(docs, {"_id": "d"}, {"$inc": {"n": 1}})
+        found: Any = await docs.find_one({"_id": "d"})
+        assert found["n"] == 1
+        # A condition that does not hold writes nothing.
+        await db[LOCK_COLLECTION].delete_one({"_id": "docs/d"})
+        assert not await writes.update_one(docs, {"_id": "d", "n": 0}, {"$inc": {"n": 1}})
+        found = await docs.find_one({"_id": "d"})
+        assert found["n"] == 1
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
