@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from pmm_contracts.events import bridging as ev
 from pmm_contracts.topics import OVERBRUGGING_APPLICATIONS
+from pmm_overbrugging.adapters.budget_metrics import BudgetGauges
 from pmm_overbrugging.adapters.repository import BridgingRepository
 from pmm_overbrugging.entrypoints import kafka
 from pmm_overbrugging.entrypoints.http import router
@@ -34,6 +35,12 @@ def create_app(settings: OverbruggingSettings | None = None) -> FastAPI:
     )
     deps = uc.Deps(repo=repo, changes=platform.changes)
     platform.on_startup(repo.create_indexes)
+    gauges = BudgetGauges(
+        platform.metrics.registry,
+        platform.db["budgets"],
+        interval_s=settings.budget_metrics_interval_s,
+    )
+    platform.background(gauges.run)  # pmm_overbrugging_budget_*_euros in every replica
     platform.periodic(
         "pending-bookings",
         settings.pending_bookings_interval_s,

@@ -13,3 +13,6 @@ class OverbruggingSettings(ServiceSettings):
     # How often bookings that a step saved but did not book (a crash between its two
     # writes) are booked by the sweep; a later command on the application books them too.
     pending_bookings_interval_s: float = Field(default=60.0, gt=0)
+    budget_metrics_interval_s: float = Field(
+        default=30.0, gt=0, description="how often the budget gauges of /metrics are refreshed"
+    )
