@@ -3,7 +3,7 @@
 #   deploy/local/kafka.sh start|stop|status|credentials
 #
 # Environment (defaults in brackets):
-#   PMM_KAFKA_SECURITY         plaintext | scram  [plaintext]
+#   PMM_KAFKA_SECURITY         plaintext | scram  [DEFAULT_SECURITY below]
 #   PMM_KAFKA_STATE_DIR        config, data, logs, TLS files, credentials  [.local/kafka]
 #   PMM_KAFKA_PORT             client listener (PLAINTEXT, or SASL_PLAINTEXT with scram)  [9092]
 #   PMM_KAFKA_TLS_PORT         SASL_SSL listener (scram only)  [9094]
@@ -33,7 +33,9 @@ LOGS="$HOME_DIR/logs"
 TLS="$HOME_DIR/tls"
 CREDS="$HOME_DIR/credentials"
 PID_FILE="$HOME_DIR/kafka.pid"
-SECURITY="${PMM_KAFKA_SECURITY:-plaintext}"
+# The one switch of the local default (make test, make run); PMM_KAFKA_SECURITY overrides it.
+DEFAULT_SECURITY=plaintext
+SECURITY="${PMM_KAFKA_SECURITY:-$DEFAULT_SECURITY}"
 PORT="${PMM_KAFKA_PORT:-9092}"
 TLS_PORT="${PMM_KAFKA_TLS_PORT:-9094}"
 CONTROLLER_PORT="${PMM_KAFKA_CONTROLLER_PORT:-9093}"
@@ -285,7 +287,7 @@ start() {
   if [ "$SECURITY" = scram ]; then
     make_secrets; make_tls; write_admin_credentials
   else
-    rm -f "$CREDS"/admin*.properties  # no stale credentials
+    rm -f "$CREDS"/*.properties  # no stale credentials (the admin's, the services')
   fi
   write_config "$SECURITY"
   if [ ! -f "$DATA/meta.properties" ]; then
