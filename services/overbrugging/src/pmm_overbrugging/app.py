@@ -46,7 +46,7 @@ def create_app(settings: OverbruggingSettings | None = None) -> FastAPI:
         settings.pending_bookings_interval_s,
         lambda: uc.complete_pending_bookings(deps),
     )
-    kafka.subscribe(platform, deps)
+    kafka.subscribe(platform, deps, settings.cases_topic)
     app = platform.http_app(title=TITLE, description=DESCRIPTION, routers=[router()])
     app.state.deps = deps
     return app

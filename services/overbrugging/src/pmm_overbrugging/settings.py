@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from pmm_contracts.topics import LOKET_CASES
 from pmm_runtime.settings import ServiceSettings
 
 
@@ -15,4 +16,7 @@ class OverbruggingSettings(ServiceSettings):
     pending_bookings_interval_s: float = Field(default=60.0, gt=0)
     budget_metrics_interval_s: float = Field(
         default=30.0, gt=0, description="how often the budget gauges of /metrics are refreshed"
+    )
+    cases_topic: str = Field(
+        default=LOKET_CASES, description="the Loket's case topic (another name: tests, replays)"
     )

@@ -6,19 +6,18 @@ from typing import Any
 
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events.cases import EscalationRequested
-from pmm_contracts.topics import LOKET_CASES
 from pmm_let.service import usecases as uc
 from pmm_runtime.platform import Platform
 
 
-def subscribe(platform: Platform, deps: uc.Deps) -> None:
+def subscribe(platform: Platform, deps: uc.Deps, cases_topic: str) -> None:
     """The Loket's escalation requests open escalations; other case events are skipped."""
 
     async def on_requested(event: CloudEvent[Any]) -> None:
         await uc.open_escalation(deps, event.data, caused_by=str(event.id))
 
     platform.subscribe(
-        LOKET_CASES,
+        cases_topic,
         handlers={EscalationRequested: on_requested},
         purpose="cases",
         description="The Loket's escalation requests open escalations (other case events "

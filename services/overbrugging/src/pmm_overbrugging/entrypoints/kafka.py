@@ -8,7 +8,6 @@ from functools import partial
 
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events.cases import BridgingRequested
-from pmm_contracts.topics import LOKET_CASES
 from pmm_overbrugging.service import usecases as uc
 from pmm_runtime.platform import Handlers, Platform
 
@@ -22,9 +21,9 @@ def handlers(deps: uc.Deps) -> Handlers:
     return {BridgingRequested: partial(on_bridging_requested, deps)}
 
 
-def subscribe(platform: Platform, deps: uc.Deps) -> None:
+def subscribe(platform: Platform, deps: uc.Deps, cases_topic: str) -> None:
     platform.subscribe(
-        LOKET_CASES,
+        cases_topic,
         handlers=handlers(deps),
         purpose="bridging-requests",
         description="Bridging requests of the Loket become applications",
