@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo import AsyncMongoClient
 
-from pmm_runtime.testing import kafka_env
+from pmm_runtime.testing import admin_connection, kafka_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,3 +105,56 @@ def service_env(settings: Any, name: str, **extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+async def records_of(bootstrap: str, topic: str) -> list[Any]:
+    """Every record on ``topic`` now (a plain consumer without a group)."""
+    consumer = AIOKafkaConsumer(**admin_connection(bootstrap).kwargs(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        found: list[Any] = []
+        while True:
+            behind = [tp for tp in partitions if await consumer.position(tp) < end[tp]]
+            if not behind:
+                return found
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                found.extend(records)
+    finally:
+        await consumer.stop()
+
+
+def event_ids_by_subject(
+    records: list[Any], subjects: set[str], event_type: str
+) -> dict[str, set[str]]:
+    seen: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        if record.value is None:
+            continue
+        try:
+            payload = json.loads(record.value)
+        except ValueError:
+            continue
+        if payload.get("type") == event_type and payload.get("subject") in subjects:
+            seen[payload["subject"]].add(payload["id"])
+    return seen
+
+
+async def outbox_drained(mongodb_url: str, database: str, collection: str) -> bool:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        db = client[database]
+        waiting = await db[collection].count_documents({"_outbox.0": {"$exists": True}})
+        announced = await db["_outbox_pending"].count_documents({})
+        return waiting == 0 and announced == 0
+    finally:
+        await client.close()

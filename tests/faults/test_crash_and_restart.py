@@ -17,14 +17,12 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
 from pmm_contracts import new_event
@@ -39,9 +37,9 @@ from pmm_contracts.topics import LOKET_CASES, signals_assigned_topic
 from pmm_contracts.vocabulary import BottleneckType, LearningOrder, OrganisationKind
 from pmm_loket.settings import LoketSettings
 from pmm_runtime.auth import LocalIssuer
-from pmm_runtime.testing import admin_connection, create_topics, eventually, publish_events
+from pmm_runtime.testing import create_topics, eventually, publish_events
 
-from .support import ServiceProcess, service_env
+from .support import ServiceProcess, event_ids_by_subject, outbox_drained, records_of, service_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -62,61 +60,6 @@ def submission(org: str) -> dict[str, Any]:
         "urgency": "threatened",
         "legal_basis": "consent",
     }
-
-
-async def records_of(bootstrap: str, topic: str) -> list[Any]:
-    """Every record on ``topic`` now (a plain consumer without a group)."""
-    consumer = AIOKafkaConsumer(**admin_connection(bootstrap).kwargs(), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
-            ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        found: list[Any] = []
-        while True:
-            behind = [tp for tp in partitions if await consumer.position(tp) < end[tp]]
-            if not behind:
-                return found
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                found.extend(records)
-    finally:
-        await consumer.stop()
-
-
-def event_ids_by_subject(
-    records: list[Any], subjects: set[str], event_type: str
-) -> dict[str, set[str]]:
-    import json
-
-    seen: dict[str, set[str]] = defaultdict(set)
-    for record in records:
-        if record.value is None:
-            continue
-        try:
-            payload = json.loads(record.value)
-        except ValueError:
-            continue
-        if payload.get("type") == event_type and payload.get("subject") in subjects:
-            seen[payload["subject"]].add(payload["id"])
-    return seen
-
-
-async def outbox_drained(mongodb_url: str, database: str, collection: str) -> bool:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
-    try:
-        db = client[database]
-        waiting = await db[collection].count_documents({"_outbox.0": {"$exists": True}})
-        announced = await db["_outbox_pending"].count_documents({})
-        return waiting == 0 and announced == 0
-    finally:
-        await client.close()
 
 
 async def test_kill_9_of_the_loket_while_cases_are_submitted_loses_and_duplicates_nothing(
