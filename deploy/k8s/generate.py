@@ -715,6 +715,82 @@ def ingress(all_facts: list[ServiceFacts]) -> dict[str, Any]:
     }
 
 
+CONSOLE = "pmm-console"
+CONSOLE_LABELS = {"app.kubernetes.io/name": CONSOLE, **PART_OF}
+NOT_PUBLIC = "pmm-not-public"
+OPERATIONS_PATHS = ("/metrics", "/healthz", "/readyz")
+
+
+def not_public_service() -> dict[str, Any]:
+    """A Service without pods: the Ingress sends the operations paths of the console here,
+    so the controller answers them itself (503) and they never reach a pod."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": NOT_PUBLIC, "labels": PART_OF},
+        "spec": {"ports": [{"name": "http", "port": 80}]},
+    }
+
+
+def console_ingress() -> dict[str, Any]:
+    """The console's pages are under any path (``/``), but not its ``/metrics`` and probes:
+    a longer prefix wins, so those go to ``pmm-not-public`` (controller-neutral; Ingress
+    has no exclusions)."""
+
+    def to(service_name: str, path: str) -> dict[str, Any]:
+        return {
+            "path": path,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": service_name, "port": {"name": "http"}}},
+        }
+
+    host = f"console.{INGRESS_DOMAIN}"
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": CONSOLE, "labels": CONSOLE_LABELS},
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{"hosts": [host], "secretName": "pmm-console-tls"}],
+            "rules": [
+                {
+                    "host": host,
+                    "http": {
+                        "paths": [
+                            to(CONSOLE, "/"),
+                            *(to(NOT_PUBLIC, path) for path in OPERATIONS_PATHS),
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+
+
+def console_autoscaler() -> dict[str, Any]:
+    """The console is HTTP only (its sessions are signed cookies): CPU, like the register."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": CONSOLE, "labels": CONSOLE_LABELS},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": CONSOLE},
+            "minReplicas": MIN_REPLICAS,
+            "maxReplicas": HTTP_MAX_REPLICAS,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": CPU_TARGET_PERCENT},
+                    },
+                }
+            ],
+            "behavior": _scale_behaviour(),
+        },
+    }
+
+
 def service_resources(facts: ServiceFacts) -> list[dict[str, Any]]:
     scaler = scaled_object(facts) if facts.subscriptions else http_autoscaler(facts)
     return [
@@ -858,7 +934,11 @@ def render() -> dict[str, str]:
             "the seed organisations (services/register/seed/organisations.json)",
         ),
         "keda.yaml": dump([keda_user()], "the consumer groups of the services"),
-        "ingress.yaml": dump([ingress(facts)], "the services' HTTP ports"),
+        "ingress.yaml": dump(
+            [ingress(facts), console_ingress(), not_public_service()],
+            "the services' HTTP ports and the console's",
+        ),
+        "console.yaml": dump([console_autoscaler()], "the console (services/console)"),
         "mongodb.yaml": dump(mongodb(facts), "the services' databases"),
         "observability.yaml": dump(observability_resources(), "deploy/observability/"),
     }

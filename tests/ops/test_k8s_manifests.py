@@ -369,14 +369,16 @@ def test_http_only_services_scale_on_cpu(
     manifests: Manifests, code: dict[str, ServiceCode]
 ) -> None:
     http_only = [s for s in SERVICES if not code[s].consumers]
-    assert manifests.names("HorizontalPodAutoscaler") == {f"pmm-{s}" for s in http_only}
-    for service in http_only:
-        spec = manifests.named("HorizontalPodAutoscaler", f"pmm-{service}")["spec"]
+    deployments = [f"pmm-{s}" for s in http_only] + ["pmm-console"]  # the console is HTTP only
+    assert manifests.names("HorizontalPodAutoscaler") == set(deployments)
+    for name in deployments:
+        spec = manifests.named("HorizontalPodAutoscaler", name)["spec"]
         assert spec["scaleTargetRef"] == {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "name": f"pmm-{service}",
+            "name": name,
         }
+        assert "replicas" not in manifests.named("Deployment", name)["spec"]
         assert [m["resource"]["name"] for m in spec["metrics"]] == ["cpu"]
         assert 1 <= spec["minReplicas"] <= spec["maxReplicas"]
 
@@ -580,6 +582,52 @@ def test_the_ingress_publishes_each_api_but_not_its_metrics_or_probes(
     assert len(set(hosts)) == len(hosts)
     if manifests.overlay == "production":
         assert sorted(ingress["spec"]["tls"][0]["hosts"]) == sorted(hosts)
+
+
+def ingress_backend(ingress: dict[str, Any], host: str, path: str) -> str | None:
+    """The Service an Ingress sends ``host`` + ``path`` to (Kubernetes' matching: an Exact
+    path first, else the longest matching Prefix, by whole path elements)."""
+    exact: list[tuple[int, str]] = []
+    prefix: list[tuple[int, str]] = []
+    for rule in ingress["spec"]["rules"]:
+        if rule.get("host") not in (None, host):
+            continue
+        for entry in rule["http"]["paths"]:
+            candidate, name = entry["path"], entry["backend"]["service"]["name"]
+            if entry["pathType"] == "Exact" and path == candidate:
+                exact.append((len(candidate), name))
+            elif entry["pathType"] == "Prefix":
+                base = candidate.rstrip("/")
+                if path == base or path.startswith(base + "/") or candidate == "/":
+                    prefix.append((len(base), name))
+    found = exact or prefix
+    return max(found)[1] if found else None
+
+
+OPERATIONS_PATHS = ("/metrics", "/healthz", "/readyz", "/metrics/", "/readyz/x")
+
+
+def test_no_ingress_reaches_a_pod_with_metrics_or_probes(manifests: Manifests) -> None:
+    services = {s["metadata"]["name"]: s for s in manifests.of("Service")}
+    ingresses = manifests.of("Ingress")
+    assert {i["metadata"]["name"] for i in ingresses} >= {"pmm-apis", "pmm-console"}
+    for ingress in ingresses:
+        for rule in ingress["spec"]["rules"]:
+            for path in OPERATIONS_PATHS:
+                backend = ingress_backend(ingress, rule["host"], path)
+                if backend is None:
+                    continue  # the controller's default answer (404)
+                # only a Service that selects no pods: the controller answers, no pod does
+                assert "selector" not in services[backend]["spec"], (rule["host"], path)
+
+
+def test_the_console_is_published_under_every_other_path(manifests: Manifests) -> None:
+    ingress = manifests.named("Ingress", "pmm-console")
+    host = ingress["spec"]["rules"][0]["host"]
+    for path in ("/", "/cases/LMM-2026-000001", "/static/console.css", "/metricsx", "/login"):
+        assert ingress_backend(ingress, host, path) == "pmm-console", path
+    if manifests.overlay == "production":
+        assert ingress["spec"]["tls"][0]["hosts"] == [host]
 
 
 def test_the_console_is_part_of_the_base_when_it_exists() -> None:
