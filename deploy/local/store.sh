@@ -3,15 +3,18 @@
 #   deploy/local/store.sh start|stop|status|url
 # PMM_MONGODB_URL if set (nothing is started); else a `mongod` on PATH; else FerretDB 1.24
 # with its SQLite backend, built with Go from the Go module proxy. State under .local/.
-# Port: ${PMM_MONGODB_PORT:-27017}. A server already on the port that we did not start is
-# accepted as is.
+# Port: ${PMM_MONGODB_PORT:-27017}; state: ${PMM_STORE_STATE_DIR:-.local/ferretdb}. A server
+# already on the port that we did not start is accepted as is.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PORT="${PMM_MONGODB_PORT:-27017}"
 FERRET_VERSION="${PMM_FERRETDB_VERSION:-v1.24.2}"
-FERRET_HOME="$ROOT/.local/ferretdb"
-FERRET_BIN="$FERRET_HOME/bin/ferretdb-$FERRET_VERSION"
-MONGO_HOME="$ROOT/.local/mongo"
+# PMM_STORE_STATE_DIR: another store's data, pid and log (a second store beside the shared
+# one, e.g. the fault tests' on another port); the FerretDB build stays in .local/ferretdb.
+FERRET_BUILD="$ROOT/.local/ferretdb"
+FERRET_HOME="${PMM_STORE_STATE_DIR:-$FERRET_BUILD}"
+FERRET_BIN="$FERRET_BUILD/bin/ferretdb-$FERRET_VERSION"
+MONGO_HOME="${PMM_STORE_STATE_DIR:-$ROOT/.local/mongo}"
 START_TIMEOUT=60
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -50,10 +53,10 @@ build_ferretdb() {
   [ -x "$FERRET_BIN" ] && return
   command -v go >/dev/null || { echo "store: Go is needed to build FerretDB (or set PMM_MONGODB_URL)" >&2; exit 1; }
   echo "store: building FerretDB $FERRET_VERSION with Go (first time only, ~2-4 min)..."
-  local module_dir src="$FERRET_HOME/src"
+  local module_dir src="$FERRET_BUILD/src"
   module_dir=$(cd / && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRET_VERSION" \
     | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["Dir"]) if "Dir" in d else sys.exit(d.get("Error","no Dir"))')
-  rm -rf "$src"; mkdir -p "$FERRET_HOME/bin"
+  rm -rf "$src"; mkdir -p "$FERRET_BUILD/bin"
   cp -r "$module_dir" "$src"; chmod -R u+w "$src"
   # The module lacks the generated build/version/version.txt (//go:embed *.txt; version.txt is
   # required, commit/branch/package.txt optional): a plain `go install` builds a binary that
@@ -61,8 +64,8 @@ build_ferretdb() {
   # (SQLite and PostgreSQL backends, non-debug). CGO is not needed (pure-Go SQLite).
   echo "$FERRET_VERSION" >"$src/build/version/version.txt"
   echo "local" >"$src/build/version/package.txt"
-  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$FERRET_BIN.tmp" ./cmd/ferretdb) >"$FERRET_HOME/build.log" 2>&1 \
-    || { echo "store: FerretDB build failed; tail of .local/ferretdb/build.log:" >&2; tail -n 30 "$FERRET_HOME/build.log" >&2; exit 1; }
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$FERRET_BIN.tmp" ./cmd/ferretdb) >"$FERRET_BUILD/build.log" 2>&1 \
+    || { echo "store: FerretDB build failed; tail of .local/ferretdb/build.log:" >&2; tail -n 30 "$FERRET_BUILD/build.log" >&2; exit 1; }
   mv "$FERRET_BIN.tmp" "$FERRET_BIN"
   rm -rf "$src"
   echo "store: built .local/ferretdb/bin/ferretdb-$FERRET_VERSION"
