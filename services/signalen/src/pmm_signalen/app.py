@@ -8,9 +8,10 @@ from pmm_contracts.cli import Durability
 from pmm_contracts.events import signals as ev
 from pmm_contracts.topics import SIGNALEN_SIGNALS
 from pmm_runtime import kafka_security
+from pmm_runtime.outbox import PendingOutbox
 from pmm_runtime.platform import Platform
 from pmm_runtime.readmodel import RegisterReadModel
-from pmm_signalen.adapters.figures import YearlyFigures
+from pmm_signalen.adapters.figures import FIGURES_PENDING, YearlyFigures
 from pmm_signalen.adapters.repository import CaseRepository, SignalRepository
 from pmm_signalen.adapters.topics import OrgTopics
 from pmm_signalen.entrypoints import kafka
@@ -38,9 +39,13 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
     # Per-organisation topics (pmm.signalen.assigned.<org>) are not known up front: the
     # relay publishes SignalAssigned and FollowUpRequested on them through the broker.
     signals = SignalRepository(platform.store("signals"))
-    cases = CaseRepository(platform.db["cases"])
+    cases = CaseRepository(platform.db["cases"], platform.writes)
     figures = YearlyFigures(
-        platform.db["figures"], platform.db["measures"], [signals.collection, cases.collection]
+        platform.db["figures"],
+        platform.db["measures"],
+        [signals.collection, cases.collection],
+        writes=platform.writes,
+        pending=PendingOutbox(platform.db[FIGURES_PENDING], platform.writes),
     )
     org_topics = OrgTopics(
         kafka_security.connection(settings, client_id="pmm-signalen-topics"),
@@ -58,6 +63,7 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
         monitor_threshold=settings.monitor_threshold,
     )
     platform.on_startup(signals.create_indexes)
+    platform.on_startup(signals.rebuild_reminder_index)
     platform.on_startup(cases.create_indexes)
     platform.on_startup(figures.create_indexes)
     kafka.subscribe(

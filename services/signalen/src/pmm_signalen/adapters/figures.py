@@ -6,12 +6,19 @@ not being in the bucket's ``_applied`` list, and pushes it there in the same wri
 crash after applying and before removing the delta from its source only means the delta
 is skipped next time. Measures taken are kept as examples in ``measures`` (one per
 bucket, so at most 64 a year).
+
+The projector does not scan the sources for deltas on its timer (a scan's cost grows with
+the data; FerretDB decodes every document): the writer of a delta announces its document
+in the small ``_figures_pending`` collection after the write (``announce``), and the
+projector reads the announcements. A crash between the write and its announcement is
+recovered by the full scan at the first round and every ``sweep_interval_s`` (rarely).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,9 +27,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from pmm_runtime.mongo import Document
+from pmm_runtime.outbox import PendingOutbox, default_writes
+from pmm_runtime.writes import Writes
 from pmm_signalen.domain.figures import Delta
 
 FIGURES = "_figures"
+FIGURES_PENDING = "_figures_pending"
+"""The announcements of documents with deltas waiting (collection, id): small."""
 APPLIED = "_applied"
 VERSION = "_v"
 
@@ -42,12 +53,19 @@ class YearlyFigures:
         *,
         views: AsyncCollection[Document] | None = None,
         batch_size: int = 500,
+        writes: Writes | None = None,
+        pending: PendingOutbox | None = None,
+        sweep_interval_s: float = 600.0,
     ) -> None:
         self.figures = figures
         self.views = views if views is not None else figures.database[figures.name + "_view"]
         self.measures = measures
         self.sources = list(sources)
         self.batch_size = batch_size
+        self.writes = writes or default_writes(figures.database)
+        self.pending = pending
+        self.sweep_interval_s = sweep_interval_s
+        self._last_sweep: float | None = None
 
     async def create_indexes(self) -> None:
         await self.figures.create_index([("year", ASCENDING)])
@@ -67,7 +85,8 @@ class YearlyFigures:
         if not increments:
             return False
         try:
-            bucket = await self.figures.find_one_and_update(
+            bucket = await self.writes.find_one_and_update(
+                self.figures,
                 {"_id": bucket_id, APPLIED: {"$ne": applied_key(delta["id"])}},
                 {
                     "$inc": {**increments, VERSION: 1},
@@ -90,7 +109,8 @@ class YearlyFigures:
         the document is read; the view holds the counters only.
         """
         with contextlib.suppress(DuplicateKeyError):  # a newer copy is there already
-            await self.views.update_one(
+            await self.writes.update_one(
+                self.views,
                 {"_id": bucket["_id"], VERSION: {"$lt": bucket[VERSION]}},
                 {
                     "$set": {
@@ -107,8 +127,44 @@ class YearlyFigures:
         async for bucket in self.figures.find({"year": year}, {"counts": 1, "year": 1, VERSION: 1}):
             await self._show(bucket)
 
+    async def announce(self, source: str, document_id: str) -> None:
+        """After a write that queued a delta on ``source``'s document: the projector's work."""
+        if self.pending is not None:
+            await self.pending.announce(source, document_id)
+
     async def run_once(self) -> int:
-        """Apply every pending delta; returns how many were applied now."""
+        """Apply the announced deltas (all pending deltas, by a full scan, at the first
+        round, every ``sweep_interval_s`` and without an announcement collection);
+        returns how many were applied now."""
+        due = (
+            self._last_sweep is None or time.monotonic() - self._last_sweep > self.sweep_interval_s
+        )
+        if self.pending is None or due:
+            return await self.sweep()
+        applied = 0
+        sources = {source.name: source for source in self.sources}
+        for marker in await self.pending.waiting(self.batch_size):
+            source = sources.get(str(marker.get("c")))
+            if source is not None:
+                doc = await source.find_one({"_id": marker["a"]}, {FIGURES: 1})
+                if doc is not None:
+                    applied += await self._apply_document(source, doc)
+            await self.pending.done(marker)
+        return applied
+
+    async def _apply_document(self, source: AsyncCollection[Document], doc: Document) -> int:
+        applied = 0
+        done: list[Document] = []
+        for delta in doc.get(FIGURES) or []:
+            applied += int(await self.apply(delta))
+            done.append(delta)
+        if done:  # exact entries, as read ($pull with a condition: FerretDB)
+            await self.writes.update_one(source, {"_id": doc["_id"]}, {"$pullAll": {FIGURES: done}})
+        return applied
+
+    async def sweep(self) -> int:
+        """Apply every pending delta of every source (a full scan)."""
+        self._last_sweep = time.monotonic()
         applied = 0
         for source in self.sources:
             while True:
@@ -118,12 +174,7 @@ class YearlyFigures:
                     .to_list(None)
                 )
                 for doc in docs:
-                    done: list[Document] = []
-                    for delta in doc.get(FIGURES) or []:
-                        applied += int(await self.apply(delta))
-                        done.append(delta)
-                    if done:  # exact entries, as read ($pull with a condition: FerretDB)
-                        await source.update_one({"_id": doc["_id"]}, {"$pullAll": {FIGURES: done}})
+                    applied += await self._apply_document(source, doc)
                 if len(docs) < self.batch_size:
                     break
         return applied

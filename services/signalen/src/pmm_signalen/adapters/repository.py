@@ -9,7 +9,7 @@ the service lives here.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -18,8 +18,10 @@ from pmm_contracts.envelope import EventData
 from pmm_contracts.events import signals as ev
 from pmm_contracts.topics import SIGNALEN_SIGNALS, signals_assigned_topic
 from pmm_runtime.changes import Aggregates
+from pmm_runtime.due import DueIndex
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import APPLIED, AUDIT, OUTBOX, AggregateStore
+from pmm_runtime.outbox import APPLIED, AUDIT, OUTBOX, AggregateStore, default_writes
+from pmm_runtime.writes import Writes
 from pmm_signalen.adapters.figures import FIGURES
 from pmm_signalen.domain.model import Signal, SignalStatus
 
@@ -47,6 +49,23 @@ class SignalRepository(Aggregates[Signal]):
 
     def __init__(self, store: AggregateStore) -> None:
         super().__init__(store, Signal, topic=SIGNALEN_SIGNALS)
+        # {_id: signal id, on: earliest answer term of an open assignment}: the reminder
+        # scan's question without a scan of the signals (pmm_runtime.due)
+        self.reminders = DueIndex(self.collection.database["signal_reminders"], store.writes)
+
+    async def written(self, aggregate: Signal) -> None:
+        await self.reminders.set(aggregate.id, aggregate.next_due)
+
+    async def rebuild_reminder_index(self) -> None:
+        """At start-up: the index entry of every signal with an open assignment (recovers
+        a crash between a signal write and its entry)."""
+
+        async def entries() -> AsyncIterator[tuple[str, str | None]]:
+            cursor = self.collection.find({"next_due": {"$ne": None}}, {"_id": 1, "next_due": 1})
+            async for doc in cursor:
+                yield str(doc["_id"]), doc.get("next_due")
+
+        await self.reminders.rebuild(entries())
 
     def topic(self, aggregate: Signal, event: EventData) -> str:
         """What an organisation must act on goes to its own topic; the life cycle to all."""
@@ -67,6 +86,7 @@ class SignalRepository(Aggregates[Signal]):
         await c.create_index([("organisations", ASCENDING), ("created_at", DESCENDING)])
         await c.create_index([("next_due", ASCENDING)])
         await c.create_index([("year", ASCENDING)])
+        await self.reminders.create_indexes()
         await c.create_index([("created_at", ASCENDING)])
         await c.create_index([("case_id", ASCENDING)])
 
@@ -128,12 +148,16 @@ class SignalRepository(Aggregates[Signal]):
         return total, [self.load(d) for d in docs]
 
     async def due_before(self, day_iso: str, limit: int) -> list[Signal]:
-        docs = (
-            await self.collection.find({"next_due": {"$lt": day_iso}}, HIDDEN)
-            .limit(limit)
-            .to_list(None)
-        )
-        return [self.load(d) for d in docs]
+        """Signals with an answer term before the day (from the small reminder index; each
+        read by its _id)."""
+        found = []
+        for signal_id in await self.reminders.before(day_iso, limit):
+            doc = await self.collection.find_one({"_id": signal_id}, HIDDEN)
+            if doc is None:
+                await self.reminders.set(signal_id, None)
+            else:
+                found.append(self.load(doc))
+        return found
 
     async def recurring(self, since_iso: str) -> dict[str, set[str]]:
         """Monitor keys (type|subtype|regulation|organisation) of the signals created since
@@ -156,8 +180,9 @@ class CaseRepository:
     """What this service keeps of each case: enough for the yearly report and for who may
     see the case's signals with their case reference (its regievoerders), no person."""
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(self, collection: AsyncCollection[Document], writes: Writes | None = None) -> None:
         self.collection = collection
+        self.writes = writes or default_writes(collection.database)
 
     async def create_indexes(self) -> None:
         await self.collection.create_index([("closed_year", ASCENDING)])
@@ -169,11 +194,12 @@ class CaseRepository:
         update: Document = {"$set": fields}
         if figures:
             update["$push"] = {FIGURES: figures}
-        await self.collection.update_one({"_id": case_id}, update, upsert=True)
+        await self.writes.update_one(self.collection, {"_id": case_id}, update, upsert=True)
 
     async def add_director(self, case_id: str, case_number: str, director_id: str) -> None:
         """Remember that ``director_id`` directs (or directed) the case; idempotent."""
-        await self.collection.update_one(
+        await self.writes.update_one(
+            self.collection,
             {"_id": case_id},
             {"$set": {"case_number": case_number}, "$addToSet": {"case_directors": director_id}},
             upsert=True,

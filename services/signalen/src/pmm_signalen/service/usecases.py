@@ -136,8 +136,10 @@ async def evaluate(deps: Deps, event_id: uuid.UUID, data: case_events.CaseEvalua
             "learning_points": len(data.learning_points),
             **_closed_fields(data.closed_at, data.submitted_at, data.duration_days),
         },
-        fig.case_delta(data, [signal for signal, _ in made]),
+        (delta := fig.case_delta(data, [signal for signal, _ in made])),
     )
+    if delta:
+        await deps.figures.announce(deps.cases.collection.name, data.case_id)
     created = 0
     for signal, events in made:
         events.append(signal.changed_event("created"))
@@ -181,10 +183,14 @@ async def _change(
     async def topics(signal: Signal, events: Sequence[EventData]) -> None:
         await _ensure_topics_for(deps, events)
 
-    def figures(signal: Signal) -> Document:
-        return pending(fig.signal_delta(read[0], signal, f"{signal.id}:v{signal.version + 1}"))
+    pushed: list[bool] = [False]
 
-    return await deps.changes.apply(
+    def figures(signal: Signal) -> Document:
+        queued = pending(fig.signal_delta(read[0], signal, f"{signal.id}:v{signal.version + 1}"))
+        pushed[0] = bool(queued)
+        return queued
+
+    done = await deps.changes.apply(
         deps.signals,
         signal_id,
         command_id,
@@ -195,6 +201,9 @@ async def _change(
         before_write=topics,
         extra_push=figures,
     )
+    if done.changed and pushed[0]:
+        await deps.figures.announce(deps.signals.collection.name, signal_id)
+    return done
 
 
 def _require_staff(who: Identity) -> None:
@@ -358,6 +367,8 @@ async def send_reminders(deps: Deps, *, limit: int = 500) -> int:
             action="signal.followup_requested",
             reason=f"no answer within {deps.term_days} days",
         )
+        if not done.changed:  # its index entry was stale: correct it
+            await deps.signals.written(done.aggregate)
         sent += sum(isinstance(e, ev.FollowUpRequested) for e in done.events)
     return sent
 
