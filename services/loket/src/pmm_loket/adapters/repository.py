@@ -76,10 +76,10 @@ class CaseRepository(Aggregates[Case]):
     async def written(self, aggregate: Case) -> None:
         on = aggregate.next_warning_on(self.warn_days)
         if on is None:
-            await self.deadlines.delete_one({"_id": aggregate.id})
+            await self.store.writes.delete_one(self.deadlines, {"_id": aggregate.id})
         else:
-            await self.deadlines.update_one(
-                {"_id": aggregate.id}, {"$set": {"on": on.isoformat()}}, upsert=True
+            await self.store.writes.update_one(
+                self.deadlines, {"_id": aggregate.id}, {"$set": {"on": on.isoformat()}}, upsert=True
             )
 
     async def rebuild_deadline_index(self) -> None:
@@ -104,7 +104,8 @@ class CaseRepository(Aggregates[Case]):
 
     async def next_number(self, year: int) -> int:
         """The next sequence number of ``year``: atomic, never reused."""
-        counter = await self.counters.find_one_and_update(
+        counter = await self.store.writes.find_one_and_update(
+            self.counters,
             {"_id": year},
             {"$inc": {"seq": 1}},
             upsert=True,
@@ -200,8 +201,10 @@ class CaseRepository(Aggregates[Case]):
             {k: v for k, v in entry.items() if k not in ("old", "new")}
             for entry in doc.get(AUDIT, [])
         ]
-        await self.collection.update_one(
-            {"_id": case_id, AUDIT: {"$size": len(trail)}}, {"$set": {AUDIT: trail}}
+        await self.store.writes.update_one(
+            self.collection,
+            {"_id": case_id, AUDIT: {"$size": len(trail)}},
+            {"$set": {AUDIT: trail}},
         )
 
 
