@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,49 @@ async def outbox_drained(mongodb_url: str, database: str, collection: str) -> bo
         return waiting == 0 and announced == 0
     finally:
         await client.close()
+
+
+def local_script(script: str, command: str, env: dict[str, str], timeout_s: float = 240) -> str:
+    """Run ``deploy/local/<script>.sh <command>`` with ``env`` (another port and state dir:
+    the fault tests' own broker or store, never the shared one); its output."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("PMM_MONGODB_URL",)}
+    done = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "local" / f"{script}.sh"), command],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode != 0 and command != "status":
+        raise RuntimeError(f"{script}.sh {command} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout + done.stderr
+
+
+@dataclass
+class Readiness:
+    """``/readyz`` of a process sampled in the background: the answers and when they came."""
+
+    url: str
+    answers: list[tuple[float, int]] = field(default_factory=list)
+
+    async def watch(self, interval_s: float = 0.3) -> None:
+        async with httpx.AsyncClient(timeout=8.0) as client:
+            while True:
+                try:
+                    code = (await client.get(f"{self.url}/readyz")).status_code
+                except httpx.HTTPError:
+                    code = 0  # no answer at all
+                self.answers.append((time.monotonic(), code))
+                await asyncio.sleep(interval_s)
+
+    async def until(self, wanted: Callable[[int], bool], since: float, timeout_s: float) -> float:
+        """Seconds from ``since`` to the first answer after it that is ``wanted``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for at, code in self.answers:
+                if at >= since and wanted(code):
+                    return at - since
+            await asyncio.sleep(0.2)
+        last = self.answers[-1] if self.answers else None
+        raise AssertionError(f"/readyz not as wanted within {timeout_s} s (last: {last})")
