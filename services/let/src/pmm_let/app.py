@@ -33,6 +33,7 @@ def create_app(settings: LetSettings | None = None) -> FastAPI:
     repo = EscalationRepository(platform.store("escalations"))
     deps = uc.Deps(repo=repo, register=RegisterReadModel(platform), changes=platform.changes)
     platform.on_startup(repo.create_indexes)
+    platform.on_startup(repo.rebuild_deadline_index)
     kafka.subscribe(platform, deps, settings.cases_topic)
     platform.periodic(
         "agreement-deadlines", settings.deadline_scan_interval_s, lambda: uc.scan_overdue(deps)

@@ -10,12 +10,14 @@ scan), ``closed_year`` and ``result`` (for the figures).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
 
 from pymongo import ASCENDING, DESCENDING
 
 from pmm_contracts.topics import LET_ESCALATIONS
 from pmm_let.domain.model import Escalation, Status
 from pmm_runtime.changes import Aggregates
+from pmm_runtime.due import DueIndex
 from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import APPLIED, AUDIT, OUTBOX, AggregateStore
 
@@ -27,6 +29,25 @@ class EscalationRepository(Aggregates[Escalation]):
 
     def __init__(self, store: AggregateStore) -> None:
         super().__init__(store, Escalation, topic=LET_ESCALATIONS)
+        # {_id: escalation id, on: earliest open agreement deadline}: the deadline scan's
+        # question without a scan of the escalations (pmm_runtime.due)
+        self.deadlines = DueIndex(self.collection.database["escalation_deadlines"], store.writes)
+
+    async def written(self, aggregate: Escalation) -> None:
+        await self.deadlines.set(aggregate.id, aggregate.next_deadline)
+
+    async def rebuild_deadline_index(self) -> None:
+        """At start-up: the index entry of every escalation with an open agreement
+        (recovers a crash between an escalation write and its entry)."""
+
+        async def entries() -> AsyncIterator[tuple[str, str | None]]:
+            cursor = self.collection.find(
+                {"next_deadline": {"$ne": None}}, {"_id": 1, "next_deadline": 1}
+            )
+            async for doc in cursor:
+                yield str(doc["_id"]), doc.get("next_deadline")
+
+        await self.deadlines.rebuild(entries())
 
     def dump(self, aggregate: Escalation) -> Document:
         fields = super().dump(aggregate)  # with next_deadline, for the reminder scan
@@ -42,6 +63,7 @@ class EscalationRepository(Aggregates[Escalation]):
         await c.create_index([("case_id", ASCENDING)])
         await c.create_index([("next_deadline", ASCENDING)])
         await c.create_index([("closed_year", ASCENDING), ("result", ASCENDING)])
+        await self.deadlines.create_indexes()
 
     async def audit(self, escalation_id: str) -> list[Document] | None:
         doc = await self.collection.find_one({"_id": escalation_id}, {AUDIT: 1})
@@ -75,13 +97,9 @@ class EscalationRepository(Aggregates[Escalation]):
         return total, [self.load(d) for d in docs]
 
     async def with_deadline_before(self, day_iso: str, limit: int) -> list[str]:
-        """Ids of escalations with an open agreement whose deadline lies before the day."""
-        docs = (
-            await self.collection.find({"next_deadline": {"$lt": day_iso}}, {"_id": 1})
-            .limit(limit)
-            .to_list(None)
-        )
-        return [str(d["_id"]) for d in docs]
+        """Ids of escalations with an open agreement whose deadline lies before the day
+        (from the small deadline index, never a scan of the escalations)."""
+        return await self.deadlines.before(day_iso, limit)
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._group("$status")

@@ -337,6 +337,8 @@ async def scan_overdue(deps: Deps) -> int:
             )
         except Conflict:
             continue
+        if not done.changed:  # its index entry was stale: correct it
+            await deps.repo.written(done.aggregate)
         marked += len(done.events)
     return marked
 
