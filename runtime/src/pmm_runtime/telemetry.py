@@ -38,6 +38,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pymongo import monitoring
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pmm_runtime.logging import get_logger
@@ -199,7 +200,16 @@ def route_template(scope: Mapping[str, Any]) -> str:
         return path
     route = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return path if isinstance(path, str) and path else "unmatched"
+    if isinstance(path, str) and path:
+        return path
+    # The app's own Starlette routes (/openapi.json, /docs-assets/...) leave no trace in
+    # the scope: match them again (only these, only when nothing else named the route).
+    for candidate in getattr(scope.get("app"), "routes", ()):
+        if isinstance(candidate, Route | Mount):
+            match, _ = candidate.matches(dict(scope))
+            if match == Match.FULL:
+                return candidate.path_format
+    return "unmatched"
 
 
 class RequestObserver:
