@@ -15,6 +15,7 @@ a retry, or the periodic sweep) books it, once. The queries of the use cases liv
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from pmm_contracts.topics import OVERBRUGGING_APPLICATIONS
 from pmm_overbrugging.domain.model import Application, Status
 from pmm_runtime.changes import Aggregates
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import AggregateStore
+from pmm_runtime.outbox import AggregateStore, PendingOutbox
 
 # How each ledger kind moves the budget's counters (in cents).
 BUDGET_MOVES: dict[str, dict[str, int]] = {
@@ -74,10 +75,20 @@ class BridgingRepository(Aggregates[Application]):
         applications: AggregateStore,
         budgets: AsyncCollection[Document],
         ledger: AsyncCollection[Document],
+        *,
+        sweep_interval_s: float = 600.0,
     ) -> None:
         super().__init__(applications, Application, topic=OVERBRUGGING_APPLICATIONS)
         self.budgets = budgets
         self.ledger = ledger
+        # Applications whose booking failed after their step was saved: the periodic
+        # sweep's work without a scan of the applications (the scan runs at its first
+        # round, after a restart, and every ``sweep_interval_s``).
+        self.owing_marks = PendingOutbox(
+            applications.collection.database["application_bookings_pending"], applications.writes
+        )
+        self.sweep_interval_s = sweep_interval_s
+        self._last_sweep: float | None = None
 
     async def create_indexes(self) -> None:
         await self.ledger.create_index([("application_id", ASCENDING)])
@@ -124,18 +135,39 @@ class BridgingRepository(Aggregates[Application]):
     async def booked(self, application_id: str, booking: Booking) -> None:
         """The booking is in the ledger: remove it from the application's pending list
         (the exact entry; FerretDB's ``$pull`` with a condition removes nothing)."""
-        await self.collection.update_one(
-            {"_id": application_id}, {"$pullAll": {PENDING: [booking.document()]}}
+        await self.store.writes.update_one(
+            self.collection, {"_id": application_id}, {"$pullAll": {PENDING: [booking.document()]}}
         )
 
-    async def with_pending_bookings(self, limit: int = 500) -> list[tuple[str, list[Booking]]]:
-        """The sweep's question: applications that saved a step but did not book it."""
-        docs = (
-            await self.collection.find({f"{PENDING}.0": {"$exists": True}}, {PENDING: 1})
-            .limit(limit)
-            .to_list(None)
+    async def announce_owing(self, application_id: str) -> None:
+        """A step's booking failed after its save: the sweep books it."""
+        await self.owing_marks.announce(self.collection.name, application_id)
+
+    async def with_pending_bookings(
+        self, limit: int = 500
+    ) -> list[tuple[str, list[Booking], Document | None]]:
+        """The sweep's question: applications that saved a step but did not book it, each
+        with its announcement (``settled`` removes it); a full scan only at the first
+        round and every ``sweep_interval_s``."""
+        due = (
+            self._last_sweep is None or time.monotonic() - self._last_sweep > self.sweep_interval_s
         )
-        return [(d["_id"], [Booking(**b) for b in d[PENDING]]) for d in docs]
+        if due:
+            self._last_sweep = time.monotonic()
+            docs = (
+                await self.collection.find({f"{PENDING}.0": {"$exists": True}}, {PENDING: 1})
+                .limit(limit)
+                .to_list(None)
+            )
+            return [(d["_id"], [Booking(**b) for b in d[PENDING]], None) for d in docs]
+        return [
+            (str(m["a"]), await self.pending_bookings(str(m["a"])), m)
+            for m in await self.owing_marks.waiting(limit)
+        ]
+
+    async def settled(self, marker: Document | None) -> None:
+        if marker is not None:
+            await self.owing_marks.done(marker)
 
     # Budgets -----------------------------------------------------------------------------------
 
@@ -159,7 +191,8 @@ class BridgingRepository(Aggregates[Application]):
         if current is None:
             return None
         delta = total_cents - current["total_cents"]
-        result: Document | None = await self.budgets.find_one_and_update(
+        result = await self.store.writes.find_one_and_update(
+            self.budgets,
             {
                 "_id": year,
                 "total_cents": current["total_cents"],
@@ -184,7 +217,8 @@ class BridgingRepository(Aggregates[Application]):
         condition: dict[str, Any] = {"_id": booking.year, "commands": {"$ne": command_id}}
         if moves.get("available_cents", 0) < 0:
             condition["available_cents"] = {"$gte": amount_cents}
-        moved = await self.budgets.find_one_and_update(
+        moved = await self.store.writes.find_one_and_update(
+            self.budgets,
             condition,
             {
                 "$inc": moves,

@@ -195,10 +195,11 @@ async def complete_pending_bookings(deps: Deps) -> int:
     """The periodic sweep: book what a step saved but did not book (it crashed between
     its two writes, and no later command on that application booked it either)."""
     done = 0
-    for application_id, bookings in await deps.repo.with_pending_bookings():
+    for application_id, bookings, marker in await deps.repo.with_pending_bookings():
         for booking in bookings:
             await _book(deps, application_id, booking)
             done += 1
+        await deps.repo.settled(marker)
     return done
 
 
@@ -253,7 +254,14 @@ async def _step(
         extra_push=lambda _: deps.repo.owing(owed),
     )
     if owed or done.aggregate.status not in OWES_NOTHING:
-        await settle(deps, application_id)
+        try:
+            await settle(deps, application_id)
+        except Exception:
+            # Saved but not booked: the sweep books it (a killed process: its first
+            # round after the restart scans for it).
+            with contextlib.suppress(Exception):
+                await deps.repo.announce_owing(application_id)
+            raise
     return done.aggregate
 
 
