@@ -330,7 +330,7 @@ def _parser() -> argparse.ArgumentParser:
         help="client.properties from PMM (bootstrap.servers, security.protocol, sasl.*, "
         "ssl.ca.location): kcat's format; the other connection options override it",
     )
-    parser.add_argument("--security-protocol", default=env("PMM_KAFKA_SECURITY"))
+    parser.add_argument("--security-protocol", default=env("PMM_KAFKA_SECURITY_PROTOCOL"))
     parser.add_argument("--sasl-mechanism", default=env("PMM_KAFKA_SASL_MECHANISM"))
     parser.add_argument("--sasl-username", default=env("PMM_KAFKA_SASL_USERNAME"))
     parser.add_argument(
