@@ -3,8 +3,9 @@ store), driven over HTTP as a browser would: cookies, CSRF tokens, form posts.""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,10 +22,55 @@ from pmm_loket.settings import LoketSettings
 from pmm_register.app import create_app as create_register
 from pmm_register.settings import RegisterSettings
 from pmm_runtime.auth import LocalIssuer
-from pmm_runtime.testing import bearer, eventually
+from pmm_runtime.readmodel import RegisterReadModel
+from pmm_runtime.testing import bearer
 
-WAIT_S = 200.0  # read models catch up on the shared register topics; the machine is shared
+WAIT_S = 200.0  # a service consuming one event of this test (its own topic or the Loket's)
+STALL_S = 60.0  # a register read model that takes in nothing for this long is stuck
+REPLAY_LIMIT_S = 600.0  # and one that replays for longer than this is too slow to test
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def replayed(
+    model: RegisterReadModel,
+    check: Callable[[], Awaitable[Any]],
+    what: str,
+    *,
+    stall_s: float = STALL_S,
+    limit_s: float = REPLAY_LIMIT_S,
+) -> Any:
+    """Wait until ``check()`` finds this test's record in a service's register read model.
+
+    A fresh read model replays the register's shared compacted topics from the start (every
+    organisation and professional earlier tests published), which takes from seconds to
+    minutes on a shared machine. So the wait is not a fixed time: it lasts while the read
+    model keeps taking in entries, and fails as soon as it takes in nothing for ``stall_s``
+    (a consumer that stopped, or a record never published), saying how far it got."""
+    loop = asyncio.get_running_loop()
+    started = last_change = loop.time()
+    seen = (-1, -1)
+    while True:
+        found = await check()
+        if found:
+            return found
+        now = loop.time()
+        counts = (
+            await model.organisations.count_documents({}),
+            await model.professionals.count_documents({}),
+        )
+        if counts != seen:
+            seen, last_change = counts, now
+        elif now - last_change > stall_s:
+            raise AssertionError(
+                f"{what} not in the read model; it took in nothing for {stall_s:.0f} s "
+                f"(at {counts[0]} organisations, {counts[1]} professionals)"
+            )
+        if now - started > limit_s:
+            raise AssertionError(
+                f"{what} not in the read model after {limit_s:.0f} s of replay "
+                f"(at {counts[0]} organisations, {counts[1]} professionals)"
+            )
+        await asyncio.sleep(0.5)
 
 
 def csrf_of(html: str) -> str:
@@ -166,9 +212,9 @@ async def world(
     loket_app = create_loket(make_settings(LoketSettings))
     loket: httpx.AsyncClient = await serve(loket_app)
     known = loket_app.state.deps.register
-    await eventually(partial(known.is_member, municipality), timeout_s=WAIT_S)
-    await eventually(partial(known.is_member, uwv), timeout_s=WAIT_S)
-    await eventually(partial(known.professional, director), timeout_s=WAIT_S)
+    await replayed(known, partial(known.is_member, municipality), f"organisation {municipality}")
+    await replayed(known, partial(known.is_member, uwv), f"organisation {uwv}")
+    await replayed(known, partial(known.professional, director), f"regievoerder {director}")
     console_app = create_console(
         console_settings(),
         transports={

@@ -11,7 +11,8 @@ import pytest
 
 from .conftest import World, csrf_of, sign_in
 
-pytestmark = pytest.mark.integration
+# the world fixture waits for the read models to replay the shared register topics
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 VALID_BSN = "111222333"  # passes the eleven-test
 

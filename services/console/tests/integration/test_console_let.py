@@ -19,9 +19,10 @@ from pmm_let.settings import LetSettings
 from pmm_runtime.auth import LocalIssuer
 from pmm_runtime.testing import bearer, eventually
 
-from .conftest import WAIT_S, World, csrf_of, sign_in
+from .conftest import WAIT_S, World, csrf_of, replayed, sign_in
 
-pytestmark = pytest.mark.integration
+# cross-service catch-ups: the read models' replay, the LET and the Loket hearing each other
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -32,7 +33,7 @@ async def test_the_chair_runs_an_escalation_from_the_page(
     await serve(let_app)
     known = let_app.state.deps.register
     for pid in (world.chair, *world.executives):
-        await eventually(partial(known.professional, pid), timeout_s=WAIT_S)
+        await replayed(known, partial(known.professional, pid), f"professional {pid}")
     world.with_services(let=let_app)
 
     # A case in progress at the Loket (set up over its API; the console journey is tested
@@ -87,6 +88,7 @@ async def test_the_chair_runs_an_escalation_from_the_page(
 
     async def listed() -> str | None:
         found = await chair.get("/escalations")
+        assert found.status_code == 200, found.text  # a refusal is a failure, not a wait
         match = re.search(r'href="/escalations/([^"]+)"', found.text)
         return match.group(1) if match else None
 

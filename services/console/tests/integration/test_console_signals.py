@@ -32,9 +32,10 @@ from pmm_signalen.app import create_app as create_signalen
 from pmm_signalen.domain.model import signal_id_for
 from pmm_signalen.settings import SignalenSettings
 
-from .conftest import WAIT_S, World, csrf_of, sign_in
+from .conftest import WAIT_S, World, csrf_of, replayed, sign_in
 
-pytestmark = pytest.mark.integration
+# cross-service catch-ups: the read models' replay, signalen's projector
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 LOKET = "urn:nld:oin:00000001234567890000:systeem:loket"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -57,7 +58,7 @@ async def test_uwv_answers_its_signal_from_the_page_and_staff_get_the_report(
     )
     await serve(signalen_app)
     known = signalen_app.state.deps.register
-    await eventually(partial(known.organisation, world.uwv), timeout_s=WAIT_S)
+    await replayed(known, partial(known.organisation, world.uwv), f"organisation {world.uwv}")
     world.with_services(signalen=signalen_app)
 
     closed = datetime.now(UTC)
@@ -104,6 +105,7 @@ async def test_uwv_answers_its_signal_from_the_page_and_staff_get_the_report(
 
     async def listed() -> str | None:
         page = await contact.get("/signals")
+        assert page.status_code == 200, page.text  # a refusal is a failure, not a wait
         return page.text if signal_id in page.text else None
 
     listing = await eventually(listed, timeout_s=WAIT_S)
