@@ -156,12 +156,12 @@ def dutch_date(value: Any) -> str:
 
 
 def dutch_money(value: Any) -> str:
-    """``1234.5`` -> ``€ 1.234,50``."""
+    """``1234.5`` -> ``€ 1.234,50`` (a no-break space: the sign stays with the amount)."""
     try:
         amount = f"{float(value):,.2f}"
     except (TypeError, ValueError):
         return str(value)
-    return "€ " + amount.replace(",", "_").replace(".", ",").replace("_", ".")
+    return "€\u00a0" + amount.replace(",", "_").replace(".", ",").replace("_", ".")
 
 
 def label(value: Any, table: Mapping[str, str]) -> str:

@@ -136,18 +136,20 @@ CONDITIONS = {
     "urgency": "Er is spoed",
     "settle_attempt": "Partijen hebben geprobeerd het te regelen",
 }
-LEDGER_KIND = {
+LEDGER_KIND = {  # pmm_contracts.events.bridging.LedgerEntryKind
     "commitment": "Verplichting",
     "payment": "Betaling",
     "release": "Vrijval",
-    "repayment": "Terugbetaling",
+    "recovery": "Terugontvangst",
     "write_off": "Afschrijving",
+    "guarantee_called": "Garantie ingeroepen",
 }
 
 LIFE_DOMAINS = LifeDomain.labels()
 BOTTLENECK_TYPES = BottleneckType.labels()
 BOTTLENECK_SUBTYPES = BottleneckSubtype.labels()
 LEARNING_ORDERS = LearningOrder.labels()
+LEARNING_ORDERS_SHORT = {"1": "Eerste orde", "2": "Tweede orde", "3": "Derde orde"}
 ROLES = Role.labels()
 SUBMITTER_KINDS = SubmitterKind.labels()
 ORGANISATION_KINDS = OrganisationKind.labels()

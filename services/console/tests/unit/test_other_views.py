@@ -7,6 +7,7 @@ from starlette.datastructures import FormData
 
 from pmm_console import labels
 from pmm_console.views import let, overbrugging
+from pmm_contracts.events.bridging import LedgerEntryKind
 from pmm_let.domain.model import ALLOWED_TRANSITIONS as LET_TRANSITIONS
 from pmm_let.domain.model import Status as LetStatus
 from pmm_overbrugging.domain.model import ALLOWED_TRANSITIONS, Status
@@ -62,3 +63,7 @@ def test_let_commands_as_typed() -> None:
     assert let.command(
         "schedule", FormData([("session_date", "2026-12-20"), ("executive_ids", "x-1")])
     ) == {"session_date": "2026-12-20", "executive_ids": ["x-1"]}
+
+
+def test_every_ledger_entry_kind_has_a_dutch_label() -> None:
+    assert set(labels.LEDGER_KIND) == {kind.value for kind in LedgerEntryKind}

@@ -259,4 +259,4 @@ def test_dates_and_amounts_read_the_dutch_way() -> None:
     assert dutch_date("2026-12-02") == "2 december 2026"
     assert dutch_date("2026-07-01T10:30:00+00:00") == "1 juli 2026, 12:30"  # CEST
     assert dutch_date(None) == "-"
-    assert dutch_money("1234.5") == "€ 1.234,50"
+    assert dutch_money("1234.5") == "€\u00a01.234,50"  # a no-break space
