@@ -100,3 +100,8 @@ def test_without_an_endpoint_nothing_is_exported(make_settings: Callable[..., An
 def test_the_endpoint_is_a_typed_setting(make_settings: Callable[..., Any]) -> None:
     with pytest.raises(ValueError, match="otel_exporter_otlp_endpoint"):
         make_settings(LoketSettings, otel_exporter_otlp_endpoint="not a url")
+    # empty, as compose passes an unset ${PMM_OTEL_EXPORTER_OTLP_ENDPOINT:-}: no exporter
+    assert (
+        make_settings(LoketSettings, otel_exporter_otlp_endpoint="").otel_exporter_otlp_endpoint
+        is None
+    )

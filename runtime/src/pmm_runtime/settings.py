@@ -100,6 +100,11 @@ class ServiceSettings(BaseSettings):
     )
     group_prefix: str = Field(default="pmm", description="consumer group ids: <prefix>.<service>")
 
+    @field_validator("otel_exporter_otlp_endpoint", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # compose's ${PMM_OTEL_...:-}
+
     @field_validator("mongodb_database")
     @classmethod
     def _no_slash(cls, value: str) -> str:
