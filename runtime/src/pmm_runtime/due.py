@@ -15,11 +15,13 @@ domain decides again whether it is due), so a stale entry costs one read.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterable
 from datetime import date
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
 from pmm_runtime.mongo import Document
 from pmm_runtime.writes import Writes
@@ -43,6 +45,10 @@ class DueIndex:
         current = await self.collection.find_one({"_id": key})
         if current is not None and current.get("on") == day:
             return  # unchanged: no write
+        if current is None:
+            with contextlib.suppress(DuplicateKeyError):  # written meanwhile: update it
+                await self.collection.insert_one({"_id": key, "on": day})
+                return
         await self.writes.update_one(
             self.collection, {"_id": key}, {"$set": {"on": day}}, upsert=True
         )

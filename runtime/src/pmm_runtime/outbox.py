@@ -137,13 +137,17 @@ class PendingOutbox:
 
     async def announce(self, collection: str, aggregate_id: Any) -> None:
         """Mark ``aggregate_id`` of ``collection`` as having pending events. A new token on
-        every announcement: the relay removes only the announcement it read."""
-        await self.writes.update_one(
-            self.collection,
-            {"_id": f"{collection}/{aggregate_id}"},
-            {"$set": {"c": collection, "a": aggregate_id, "token": uuid.uuid4().hex}},
-            upsert=True,
-        )
+        every announcement: the relay removes only the announcement it read. Mostly an
+        insert (one round trip, no lock: the unique ``_id`` decides); an announcement that
+        is there already gets its new token by a (serialized) update."""
+        marker = {"c": collection, "a": aggregate_id, "token": uuid.uuid4().hex}
+        key = f"{collection}/{aggregate_id}"
+        try:
+            await self.collection.insert_one({"_id": key, **marker})
+            return
+        except DuplicateKeyError:
+            pass
+        await self.writes.update_one(self.collection, {"_id": key}, {"$set": marker}, upsert=True)
 
     async def waiting(self, limit: int) -> list[Document]:
         return await self.collection.find({}).limit(limit).to_list(None)
