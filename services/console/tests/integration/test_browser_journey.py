@@ -17,11 +17,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+from pmm_console.app import create_app as create_console
+from pmm_console.settings import ConsoleSettings
 from pmm_contracts import new_event
 from pmm_contracts.cli import provision
 from pmm_contracts.events.cases import (
@@ -40,6 +43,8 @@ from pmm_let.app import create_app as create_let
 from pmm_let.settings import LetSettings
 from pmm_overbrugging.app import create_app as create_overbrugging
 from pmm_overbrugging.settings import OverbruggingSettings
+from pmm_register.app import create_app as create_register
+from pmm_register.settings import RegisterSettings
 from pmm_runtime.auth import LocalIssuer
 from pmm_runtime.testing import bearer, create_topics, eventually
 from pmm_runtime.testing import publish_events as publish
@@ -604,4 +609,87 @@ async def test_an_organisation_contact_answers_its_signal_in_a_real_browser(
         await expect(page.locator("ol.timeline")).to_contain_text("vaste contactpersoon per regio")
         await shot(page, "32-signaal-beantwoord")
         await phone_shot(browser, context, url, "32-signaal-telefoon")
+        assert not problems, problems
+
+
+async def test_the_register_administrator_in_a_real_browser(
+    make_settings: Callable[..., Any],
+    console_settings: Callable[..., ConsoleSettings],
+    serve: Any,
+    issuer: LocalIssuer,
+    unique: str,
+    browser: Browser,
+) -> None:
+    register_app = create_register(make_settings(RegisterSettings))
+    register = await serve(register_app)
+    admin_headers = bearer(issuer, "pmm", "register_admin")
+    r = await register.post(
+        "/organisations",
+        headers=admin_headers,
+        json={"code": "pmm", "name": "PMM", "kind": "ministry", "joined_on": "2024-01-01"},
+    )
+    assert r.status_code in (201, 409), r.text
+    admin_id = f"adm-{unique}"
+    r = await register.post(
+        "/professionals",
+        headers=admin_headers,
+        json={
+            "id": admin_id,
+            "organisation": "pmm",
+            "name": f"Beheerder {unique[:4]}",
+            "roles": ["register_admin"],
+            "email": f"{admin_id}@example.nl",
+        },
+    )
+    assert r.status_code == 201, r.text
+    console_app = create_console(
+        console_settings(), transports={"register": httpx.ASGITransport(app=register_app)}
+    )
+    code = f"gm{unique[:8]}"
+    async with contextlib.AsyncExitStack() as stack:
+        console_url = await stack.enter_async_context(served(console_app))
+        context, page, problems = await desktop(browser, console_url)
+        stack.push_async_callback(context.close)
+        await sign_in(page, console_url, "pmm", "register_admin", admin_id)
+        await (
+            page.get_by_role("navigation", name="Hoofdmenu")
+            .get_by_role("link", name="Beheer register")
+            .click()
+        )
+        await expect(page.get_by_role("heading", level=1)).to_contain_text("organisaties")
+        await page.get_by_label("Code").fill(code)
+        await page.get_by_label("Naam").fill(f"Gemeente Beheerstad {unique[:4]}")
+        await page.get_by_label("Soort organisatie").select_option("municipality")
+        await page.get_by_role("button", name="Opnemen in het register").click()
+        await expect(page.get_by_role("status")).to_contain_text("opgenomen in het register")
+        await shot(page, "40-beheer-organisatie")
+
+        await page.locator("#actie-join summary").click()
+        await page.locator("#actie-join").get_by_label("Aangesloten per").fill("2026-03-01")
+        await page.locator("#actie-join").get_by_role("button", name="Aansluiten").click()
+        await expect(page.get_by_role("status")).to_contain_text("aangesloten bij het register")
+        await expect(page.locator("#actie-leave")).to_have_count(1)
+
+        # A role that does not fit a municipality: the register's refusal on the roles.
+        add = page.locator("#professional-toevoegen")
+        await add.get_by_label("Naam").fill(f"Petra Beheer {unique[:4]}")
+        await add.get_by_label("Regievoerder").check()
+        await add.get_by_label("E-mailadres (werk)").fill(f"petra-{unique}@example.nl")
+        await add.get_by_role("button", name="Toevoegen aan het register").click()
+        await expect(page.locator("#fout-add-roles")).to_contain_text("do not fit")
+        await expect(page.locator("#professional-toevoegen").get_by_label("Naam")).to_have_value(
+            f"Petra Beheer {unique[:4]}"
+        )
+        await shot(page, "41-beheer-professional-geweigerd")
+        add = page.locator("#professional-toevoegen")
+        await add.get_by_label("Regievoerder").uncheck()
+        await add.get_by_label("Maatwerkprofessional").check()
+        await add.get_by_role("button", name="Toevoegen aan het register").click()
+        await expect(page.get_by_role("status")).to_contain_text("staat in het register")
+        url = page.url
+        await phone_shot(browser, context, url, "40-beheer-organisatie-telefoon")
+        await page.get_by_role("link", name=f"Petra Beheer {unique[:4]}").click()
+        await expect(page.get_by_role("heading", level=1)).to_contain_text("Petra Beheer")
+        await shot(page, "42-beheer-professional")
+        await phone_shot(browser, context, page.url, "42-beheer-professional-telefoon")
         assert not problems, problems
