@@ -609,6 +609,23 @@ async def test_an_organisation_contact_answers_its_signal_in_a_real_browser(
         await expect(page.locator("ol.timeline")).to_contain_text("vaste contactpersoon per regio")
         await shot(page, "32-signaal-beantwoord")
         await phone_shot(browser, context, url, "32-signaal-telefoon")
+
+        # Staff read the yearly report: organisation names, Dutch labels, the downloads.
+        await page.get_by_role("button", name="Afmelden").click()
+        await sign_in(page, console_url, "pmm", "case_director", world.director)
+        report = page.locator("main")
+
+        async def reported() -> bool:
+            await nav.get_by_role("link", name="Jaarrapportage").click()
+            return "vaste contactpersoon per regio" in await report.inner_text()
+
+        await eventually(reported, timeout_s=WAIT_S, interval_s=1.0)
+        await expect(page.get_by_role("heading", level=1)).to_contain_text("Jaarrapportage")
+        await expect(report).to_contain_text(f"UWV test {world.unique[:4]}")
+        await expect(report).to_contain_text("Tweede orde")
+        await expect(page.get_by_role("link", name="Excel (XLSX) downloaden")).to_be_visible()
+        await shot(page, "33-jaarrapportage")
+        await phone_shot(browser, context, page.url, "33-jaarrapportage-telefoon")
         assert not problems, problems
 
 
