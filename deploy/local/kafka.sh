@@ -34,7 +34,7 @@ TLS="$HOME_DIR/tls"
 CREDS="$HOME_DIR/credentials"
 PID_FILE="$HOME_DIR/kafka.pid"
 # The one switch of the local default (make test, make run); PMM_KAFKA_SECURITY overrides it.
-DEFAULT_SECURITY=plaintext
+DEFAULT_SECURITY=scram
 SECURITY="${PMM_KAFKA_SECURITY:-$DEFAULT_SECURITY}"
 PORT="${PMM_KAFKA_PORT:-9092}"
 TLS_PORT="${PMM_KAFKA_TLS_PORT:-9094}"
