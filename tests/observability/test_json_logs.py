@@ -204,4 +204,11 @@ async def test_every_line_of_the_console_process_is_json(
         await client.get("/?name=Jansen")
         assert (await client.get("/no/such/path?bsn=111222333")).status_code == 404
 
-    await run_and_read("console", env, port, tmp_path / "console.log", requests, "/healthz")
+    records = await run_and_read(
+        "console", env, port, tmp_path / "console.log", requests, "/healthz"
+    )
+    access = {
+        (r["method"], r["route"], r["status"]) for r in records if r["event"] == "http request"
+    }
+    assert ("GET", "unmatched", 404) in access, access
+    assert any(route == "/" for _, route, _ in access), access

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import Counter, generate_latest
 
 from pmm_console import context as ctx_module
 from pmm_console.clients import SERVICES, ServiceClient, ServiceError, Services
@@ -29,6 +29,8 @@ from pmm_console.views import admin, auth, cases, let, overbrugging, register, s
 from pmm_runtime.auth import LocalIssuer, TokenVerifier
 from pmm_runtime.http import install_health_routes
 from pmm_runtime.logging import configure_logging, get_logger
+from pmm_runtime.metrics import Metrics
+from pmm_runtime.telemetry import RequestObserver
 
 log = get_logger(__name__)
 
@@ -119,8 +121,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.console = console
-    metrics = CollectorRegistry()
+    # The platform's metrics (process, HTTP per route and status, as the services have them)
+    # with the console's own beside them; the access log line per request.
+    observed = Metrics("console")
+    metrics = observed.registry
     pages = Counter("pmm_console_pages", "pages answered", ["status"], registry=metrics)
+    app.add_middleware(RequestObserver, metrics=observed)
 
     @app.middleware("http")
     async def session_cookie(request: Request, call_next: object) -> Response:
