@@ -138,6 +138,18 @@ async def test_an_http_request_is_one_trace_through_kafka_into_another_service(
         assert request in chain, [c.name for c in chain]
         assert any(c in produced for c in chain), [c.name for c in chain]
 
+    # No path or query string in a server span: a BSN or a name may be in them.
+    exporter.clear()
+    asked = await register.get(
+        f"/v1/organisations/{code}?bsn=111222333", headers=bearer(issuer, "pmm", "pmm_staff")
+    )
+    assert asked.status_code < 500, asked.text
+    (lookup,) = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert attrs(lookup)["http.route"] == "/v1/organisations/{code}"
+    recorded = " ".join(str(v) for v in attrs(lookup).values())
+    assert "111222333" not in recorded
+    assert code not in recorded
+
     # On the wire: the message carries the W3C trace context of this trace.
     consumer = AIOKafkaConsumer(
         REGISTER_ORGANISATIONS,

@@ -212,6 +212,25 @@ def route_template(scope: Mapping[str, Any]) -> str:
     return "unmatched"
 
 
+def _redact_server_span(scope: Mapping[str, Any], route: str) -> None:
+    """The server span names the route template, not the path and query string the
+    instrumentation recorded (a BSN or a name may be in them)."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    headers = dict(scope.get("headers") or ())
+    host = headers.get(b"host", b"").decode("latin-1") or "unknown"
+    span.set_attribute("http.target", route)
+    span.set_attribute("http.url", f"{scope.get('scheme', 'http')}://{host}{route}")
+    recorded = getattr(span, "attributes", None) or {}
+    if "url.path" in recorded:
+        span.set_attribute("url.path", route)
+    if "url.query" in recorded:
+        span.set_attribute("url.query", "")
+    if "url.full" in recorded:
+        span.set_attribute("url.full", f"{scope.get('scheme', 'http')}://{host}{route}")
+
+
 class RequestObserver:
     """ASGI middleware: HTTP metrics per route, status and duration, and one access log
     line per request (method, route template, status, duration). The route is the
@@ -233,6 +252,8 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                # before the body: the instrumentation ends the span with the last chunk
+                _redact_server_span(scope, route_template(scope))
             await send(message)
 
         try:
