@@ -72,8 +72,11 @@ class YearlyFigures:
         await self.views.create_index([("year", ASCENDING)])
         await self.measures.create_index([("year", ASCENDING)])
 
-    async def apply(self, delta: Delta) -> bool:
-        """Add one delta to its year's bucket, exactly once. False when applied already."""
+    async def apply(self, delta: Delta, shown: dict[str, Document] | None = None) -> bool:
+        """Add one delta to its year's bucket, exactly once. False when applied already.
+
+        The bucket's view is written at once, or, with ``shown``, collected there (the
+        newest copy per bucket) for the caller to write once per round (``_show_all``)."""
         bucket_id = f"{delta['year']}:{delta['bucket']:02d}"
         for example in delta.get("examples") or []:
             # at most one example per bucket (64 a year): FerretDB ignores $push's $slice
@@ -99,8 +102,15 @@ class YearlyFigures:
         except DuplicateKeyError:  # the bucket exists and has this delta: applied already
             return False
         if bucket is not None:
-            await self._show(bucket)
+            if shown is None:
+                await self._show(bucket)
+            elif bucket[VERSION] > shown.get(bucket_id, {}).get(VERSION, -1):
+                shown[bucket_id] = bucket
         return True
+
+    async def _show_all(self, shown: dict[str, Document]) -> None:
+        for bucket in shown.values():
+            await self._show(bucket)
 
     async def _show(self, bucket: Document) -> None:
         """Copy a bucket's counters to its view (what the report reads), newer over older.
@@ -143,20 +153,26 @@ class YearlyFigures:
             return await self.sweep()
         applied = 0
         sources = {source.name: source for source in self.sources}
-        for marker in await self.pending.waiting(self.batch_size):
-            source = sources.get(str(marker.get("c")))
-            if source is not None:
-                doc = await source.find_one({"_id": marker["a"]}, {FIGURES: 1})
-                if doc is not None:
-                    applied += await self._apply_document(source, doc)
-            await self.pending.done(marker)
+        shown: dict[str, Document] = {}  # one view write per bucket and round
+        try:
+            for marker in await self.pending.waiting(self.batch_size):
+                source = sources.get(str(marker.get("c")))
+                if source is not None:
+                    doc = await source.find_one({"_id": marker["a"]}, {FIGURES: 1})
+                    if doc is not None:
+                        applied += await self._apply_document(source, doc, shown)
+                await self.pending.done(marker)
+        finally:
+            await self._show_all(shown)
         return applied
 
-    async def _apply_document(self, source: AsyncCollection[Document], doc: Document) -> int:
+    async def _apply_document(
+        self, source: AsyncCollection[Document], doc: Document, shown: dict[str, Document]
+    ) -> int:
         applied = 0
         done: list[Document] = []
         for delta in doc.get(FIGURES) or []:
-            applied += int(await self.apply(delta))
+            applied += int(await self.apply(delta, shown))
             done.append(delta)
         if done:  # exact entries, as read ($pull with a condition: FerretDB)
             await self.writes.update_one(source, {"_id": doc["_id"]}, {"$pullAll": {FIGURES: done}})
@@ -166,17 +182,21 @@ class YearlyFigures:
         """Apply every pending delta of every source (a full scan)."""
         self._last_sweep = time.monotonic()
         applied = 0
-        for source in self.sources:
-            while True:
-                docs = (
-                    await source.find({f"{FIGURES}.0": {"$exists": True}}, {FIGURES: 1})
-                    .limit(self.batch_size)
-                    .to_list(None)
-                )
-                for doc in docs:
-                    applied += await self._apply_document(source, doc)
-                if len(docs) < self.batch_size:
-                    break
+        shown: dict[str, Document] = {}
+        try:
+            for source in self.sources:
+                while True:
+                    docs = (
+                        await source.find({f"{FIGURES}.0": {"$exists": True}}, {FIGURES: 1})
+                        .limit(self.batch_size)
+                        .to_list(None)
+                    )
+                    for doc in docs:
+                        applied += await self._apply_document(source, doc, shown)
+                    if len(docs) < self.batch_size:
+                        break
+        finally:
+            await self._show_all(shown)
         return applied
 
     async def counts(self, year: int) -> dict[str, int]:
