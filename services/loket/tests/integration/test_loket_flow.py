@@ -45,6 +45,10 @@ SOURCE = "urn:nld:oin:00000001234567890000:systeem:register"
 LET_SOURCE = "urn:nld:oin:00000001234567890000:systeem:let"
 BRIDGING_SOURCE = "urn:nld:oin:00000001234567890000:systeem:overbrugging"
 
+# A fresh consumer group first reads the shared topics' history (the 1,000-approval and fault
+# tests fill them); a loaded machine needs more than a few seconds for that.
+CATCH_UP_S = 120.0
+
 
 @dataclass
 class Loket:
@@ -367,7 +371,7 @@ async def test_the_lets_and_the_bridging_procedures_events_update_the_case(
         case = (await client.get(f"/cases/{case_id}", headers=regie)).json()
         return case["status"] == "in_progress" and case["escalation"]["status"] == "refused"
 
-    await eventually(back_in_progress, timeout_s=30)
+    await eventually(back_in_progress, timeout_s=CATCH_UP_S)
     trail = (await client.get(f"/cases/{case_id}/audit", headers=regie)).json()
     actions = [e["action"] for e in trail]
     assert actions.count("let.refused") == 1
@@ -423,7 +427,7 @@ async def test_the_lets_and_the_bridging_procedures_events_update_the_case(
         (found,) = (await client.get(f"/cases/{case_id}", headers=regie)).json()["bridging"]
         return found if found.get("booked_cents") == {"payment": 240_000} else None
 
-    item = await eventually(paid, timeout_s=30)
+    item = await eventually(paid, timeout_s=CATCH_UP_S)
     assert item["status"] == "paid"
     assert item["application_id"] == application_id
 
@@ -441,6 +445,6 @@ async def test_the_lets_and_the_bridging_procedures_events_update_the_case(
             if r.key == case_id.encode() and b"deadline_warning" in r.value
         ]
 
-    (warning,) = await eventually(warned, timeout_s=30)
+    (warning,) = await eventually(warned, timeout_s=CATCH_UP_S)
     assert warning["data"]["deadline"] == "case"
     assert warning["data"]["overdue"] is True
