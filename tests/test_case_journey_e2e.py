@@ -62,7 +62,7 @@ from pmm_signalen.settings import SignalenSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-WAIT_S = 60.0  # every cross-service wait: new consumer groups first catch up on shared topics
+WAIT_S = 180.0  # every cross-service wait: new consumer groups first catch up on shared topics
 
 # What the professional types into the Loket about the household. The case file keeps it;
 # no event may carry it (DESIGN.md §4).
