@@ -214,7 +214,10 @@ async def world(
     known = loket_app.state.deps.register
     await replayed(known, partial(known.is_member, municipality), f"organisation {municipality}")
     await replayed(known, partial(known.is_member, uwv), f"organisation {uwv}")
-    await replayed(known, partial(known.professional, director), f"regievoerder {director}")
+    # every person the Loket is asked about: the professionals topic has several partitions,
+    # so one person being there says nothing about the others
+    for pid in (director, professional, ambassador):
+        await replayed(known, partial(known.professional, pid), f"professional {pid}")
     console_app = create_console(
         console_settings(),
         transports={
