@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -196,14 +198,41 @@ def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
+class _JsonLines(logging.Formatter):
+    """One JSON object a line, in the fields the services' own log lines carry, for the
+    long-running follower that `make run` starts next to them (its log is read as theirs)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "service": "tenants",
+            "logger": record.name,
+            "event": record.getMessage(),
+            "level": record.levelname.lower(),
+            "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def _log_json() -> logging.Logger:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines())
+    # A no-op where logging is configured already (a test calling main() in-process).
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    return logging.getLogger("pmm_contracts.tenants")
+
+
 def _tenants(args: argparse.Namespace) -> int:
+    log = _log_json()  # every line JSON, the client libraries' too
     admin = _admin_connection(args)
     if not admin.uses_sasl:
-        print("tenants: the broker is not secured (PMM_KAFKA_SECURITY=scram); nothing to do")
+        log.info("the broker is not secured (PMM_KAFKA_SECURITY=scram); nothing to do")
         return 0
     provisioner = tenants.TenantProvisioner(_org_access(args, admin), admin)
+    log.info("following the register's organisations")
     asyncio.run(provisioner.run(until_caught_up=args.once))
-    print(f"tenants: {len(provisioner.members or ())} member organisations have a principal")
+    log.info("%d member organisations have a principal", len(provisioner.members or ()))
     return 0
 
 
