@@ -83,6 +83,15 @@ class ServiceProcess:
         code = self.process.wait(timeout=grace_s + 10)
         return code, time.monotonic() - started
 
+    def interrupt(self, how: str, *, grace_s: float = 10.0) -> tuple[int, float] | None:
+        """Stop mid-flight: ``kill`` (SIGKILL, a crash) or ``sigterm`` (a rolling restart;
+        returns the exit code and how long the process took)."""
+        if how == "kill":
+            self.kill()
+            return None
+        assert how == "sigterm", how
+        return self.terminate(grace_s)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -205,3 +214,11 @@ class Readiness:
             await asyncio.sleep(0.2)
         last = self.answers[-1] if self.answers else None
         raise AssertionError(f"/readyz not as wanted within {timeout_s} s (last: {last})")
+
+
+def assert_graceful(exits: list[tuple[int, float]], grace_s: float = 10.0) -> None:
+    """Every SIGTERM ended in a clean exit within the grace period (uvicorn re-raises
+    SIGTERM after a clean shutdown: -15 is clean too)."""
+    for code, took in exits:
+        assert code in (0, -15), code
+        assert took <= grace_s + 2, f"exit took {took:.1f} s, beyond the grace period"

@@ -39,7 +39,14 @@ from pmm_loket.settings import LoketSettings
 from pmm_runtime.auth import LocalIssuer
 from pmm_runtime.testing import create_topics, eventually, publish_events
 
-from .support import ServiceProcess, event_ids_by_subject, outbox_drained, records_of, service_env
+from .support import (
+    ServiceProcess,
+    assert_graceful,
+    event_ids_by_subject,
+    outbox_drained,
+    records_of,
+    service_env,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -48,10 +55,15 @@ LOKET = "urn:nld:oin:00000001234567890000:systeem:loket"
 rng = random.Random(20261202)
 
 
+def household_reference() -> str:
+    """Unique, and letters only: nine digits in a row are refused as a possible BSN."""
+    return uuid.uuid4().hex[:12].translate(str.maketrans("0123456789", "ghjkmnpqrs"))
+
+
 def submission(org: str) -> dict[str, Any]:
     return {
         "submitter_kind": "municipality",
-        "household": {"reference": f"hh-{uuid.uuid4().hex[:10]}", "adults": 1, "children": 2},
+        "household": {"reference": f"hh-{household_reference()}", "adults": 1, "children": 2},
         "life_domains": ["debts", "income"],
         "bottlenecks": [{"type": "cooperation"}],
         "organisations_involved": [org],
@@ -62,8 +74,9 @@ def submission(org: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("stop", ["kill", "sigterm"])
 async def test_kill_9_of_the_loket_while_cases_are_submitted_loses_and_duplicates_nothing(
-    make_settings: Callable[..., Any], issuer: LocalIssuer, unique: str
+    make_settings: Callable[..., Any], issuer: LocalIssuer, unique: str, stop: str
 ) -> None:
     settings = make_settings(LoketSettings)
     org = f"f{unique[:10]}"
@@ -86,6 +99,7 @@ async def test_kill_9_of_the_loket_while_cases_are_submitted_loses_and_duplicate
     acknowledged: set[str] = set()
     last: list[str] = []
     attempts = 0
+    exits: list[tuple[int, float]] = []
 
     async def submit_until_killed(client: httpx.AsyncClient) -> None:
         nonlocal attempts
@@ -102,7 +116,13 @@ async def test_kill_9_of_the_loket_while_cases_are_submitted_loses_and_duplicate
             async with httpx.AsyncClient(base_url=loket.url, timeout=10.0) as client:
 
                 async def joined(c: httpx.AsyncClient = client) -> bool:
-                    r = await c.post("/v1/cases", headers=headers, json=submission(org))
+                    try:
+                        r = await c.post("/v1/cases", headers=headers, json=submission(org))
+                    except httpx.HTTPError as exc:
+                        # e.g. the case-number counter's write lock, held by the killed
+                        # process, is taken over after its 30 s (decision 0008)
+                        last.append(repr(exc))
+                        return False
                     if r.status_code == 201:
                         acknowledged.add(r.json()["id"])
                         return True
@@ -110,12 +130,14 @@ async def test_kill_9_of_the_loket_while_cases_are_submitted_loses_and_duplicate
                     return False
 
                 try:
-                    await eventually(joined, timeout_s=60)  # the read model knows org
+                    await eventually(joined, timeout_s=90)  # the read model knows org
                 except AssertionError as exc:
                     raise AssertionError(f"no intake: {last[-1:]}") from exc
                 workers = [asyncio.create_task(submit_until_killed(client)) for _ in range(4)]
                 await asyncio.sleep(rng.uniform(0.5, 2.5))
-                loket.kill()  # mid-flight: requests are being written and published
+                # mid-flight: requests are being written and published
+                if (took := loket.interrupt(stop)) is not None:
+                    exits.append(took)
                 for worker in workers:
                     worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
@@ -140,10 +162,11 @@ async def test_kill_9_of_the_loket_while_cases_are_submitted_loses_and_duplicate
         missing = stored_ids - set(submitted)
         doubled = {case: ids for case, ids in submitted.items() if len(ids) != 1}
         print(  # the figures of docs/reliability.md
-            f"loket kill -9: kills={KILLS} requests={attempts} acknowledged={len(acknowledged)} "
+            f"loket {stop}: stops={KILLS} requests={attempts} acknowledged={len(acknowledged)} "
             f"stored={len(stored_ids)} lost={len(acknowledged - stored_ids) + len(missing)} "
-            f"duplicated={len(doubled)}"
+            f"duplicated={len(doubled)} exits={exits}"
         )
+        assert_graceful(exits)
         assert not missing, "a stored case's event was never published"
         assert not doubled, "a case's submitted event was published with two ids"
         assert len(acknowledged) > KILLS
@@ -242,8 +265,6 @@ async def test_signalen_killed_or_restarted_while_evaluations_arrive_makes_each_
         )
         assert len(assigned) == 120, "a signal never reached the organisation's topic"
         assert not doubled, "a signal was assigned twice with different event ids"
-        for code, took in exits:
-            assert code in (0, -15), code  # uvicorn re-raises SIGTERM after a clean exit
-            assert took <= 10 + 2, f"exit took {took:.1f} s, beyond the grace period"
+        assert_graceful(exits)
     finally:
         signalen.stop()

@@ -44,6 +44,7 @@ from pmm_runtime.testing import create_topics, eventually, publish_events
 
 from .support import (
     ServiceProcess,
+    assert_graceful,
     event_ids_by_subject,
     outbox_drained,
     records_of,
@@ -70,9 +71,11 @@ def audit_counts(docs: list[dict[str, Any]]) -> Counter[int]:
     return Counter(len(d.get("_audit") or []) for d in docs)
 
 
+@pytest.mark.parametrize("stop", ["kill", "sigterm"])
 async def test_kill_9_of_the_register_while_professionals_are_registered(
-    make_settings: Callable[..., Any], issuer: LocalIssuer, unique: str
+    make_settings: Callable[..., Any], issuer: LocalIssuer, unique: str, stop: str
 ) -> None:
+    exits: list[tuple[int, float]] = []
     settings = make_settings(ServiceSettings, service_name="register")
     env = service_env(settings, "register")
     register = ServiceProcess("register", env)
@@ -121,7 +124,9 @@ async def test_kill_9_of_the_register_while_professionals_are_registered(
             async with httpx.AsyncClient(base_url=register.url, timeout=10.0) as client:
                 workers = [asyncio.create_task(register_until_killed(client, w)) for w in range(4)]
                 await asyncio.sleep(rng.uniform(0.5, 2.5))
-                register.kill()  # mid-flight: registrations are being written and published
+                # mid-flight: registrations are being written and published
+                if (took := register.interrupt(stop)) is not None:
+                    exits.append(took)
                 for worker in workers:
                     worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
@@ -142,7 +147,7 @@ async def test_kill_9_of_the_register_while_professionals_are_registered(
         doubled = {pid: ids for pid, ids in states.items() if len(ids) != 1}
         audits = audit_counts(stored)
         print(  # the figures of docs/reliability.md
-            f"register kill -9: kills={KILLS} requests={attempts} "
+            f"register {stop}: stops={KILLS} exits={exits} requests={attempts} "
             f"acknowledged={len(acknowledged)} stored={len(stored_ids)} "
             f"lost={len(acknowledged - stored_ids) + len(missing)} duplicated={len(doubled)} "
             f"audit_entries={dict(audits)}"
@@ -152,6 +157,7 @@ async def test_kill_9_of_the_register_while_professionals_are_registered(
         assert not doubled, "a registration was published with two event ids"
         assert audits == Counter({1: len(stored)}), "a registration has no or two audit entries"
         assert len(acknowledged) > KILLS
+        assert_graceful(exits)
     finally:
         register.stop()
 
@@ -168,9 +174,11 @@ def escalation_request(unique: str, n: int) -> EscalationRequested:
     )
 
 
+@pytest.mark.parametrize("stop", ["kill", "sigterm"])
 async def test_kill_9_of_the_let_while_escalation_requests_arrive(
-    make_settings: Callable[..., Any], unique: str
+    make_settings: Callable[..., Any], unique: str, stop: str
 ) -> None:
+    exits: list[tuple[int, float]] = []
     settings = make_settings(ServiceSettings, service_name="let")
     cases_topic = f"test.faults.let-cases.{unique}"
     await create_topics(settings.kafka_bootstrap, [cases_topic, cases_topic + ".dlq"], partitions=3)
@@ -192,7 +200,8 @@ async def test_kill_9_of_the_let_while_escalation_requests_arrive(
         for _ in range(KILLS):
             await let.start(ready_timeout_s=120)
             await asyncio.sleep(rng.uniform(0.5, 2.0))
-            let.kill()
+            if (took := let.interrupt(stop)) is not None:
+                exits.append(took)
         await producer
         await let.start(ready_timeout_s=120)
         database = env["PMM_MONGODB_DATABASE"]
@@ -211,7 +220,8 @@ async def test_kill_9_of_the_let_while_escalation_requests_arrive(
         doubled = {e: ids for e, ids in opened.items() if len(ids) != 1}
         audits = audit_counts(stored)
         print(
-            f"let kill -9: kills={KILLS} requests={len(requests)} escalations={len(stored)} "
+            f"let {stop}: stops={KILLS} exits={exits} requests={len(requests)} "
+            f"escalations={len(stored)} "
             f"opened_on_topic={len(opened)} lost={len(expected - set(opened))} "
             f"duplicated={len(doubled) + len(stored) - len(expected)} "
             f"audit_entries={dict(audits)}"
@@ -220,6 +230,7 @@ async def test_kill_9_of_the_let_while_escalation_requests_arrive(
         assert set(opened) == expected, "an escalation's opened event never reached the topic"
         assert not doubled, "an escalation was opened with two event ids"
         assert audits == Counter({1: len(stored)}), "an escalation has no or two audit entries"
+        assert_graceful(exits)
     finally:
         let.stop()
 
@@ -240,9 +251,11 @@ def bridging_request(unique: str, n: int) -> BridgingRequested:
     )
 
 
+@pytest.mark.parametrize("stop", ["kill", "sigterm"])
 async def test_kill_9_of_the_overbrugging_while_advances_are_approved_and_paid(
-    make_settings: Callable[..., Any], issuer: LocalIssuer, unique: str
+    make_settings: Callable[..., Any], issuer: LocalIssuer, unique: str, stop: str
 ) -> None:
+    exits: list[tuple[int, float]] = []
     settings = make_settings(ServiceSettings, service_name="overbrugging")
     cases_topic = f"test.faults.bridging-cases.{unique}"
     await create_topics(settings.kafka_bootstrap, [cases_topic, cases_topic + ".dlq"])
@@ -339,7 +352,9 @@ async def test_kill_9_of_the_overbrugging_while_advances_are_approved_and_paid(
             watcher = asyncio.create_task(watch(client))
             for kill in range(KILLS):
                 await asyncio.sleep(rng.uniform(0.5, 2.5))
-                service.kill()  # mid-flight: approvals and payments are being booked
+                # mid-flight: approvals and payments are being booked
+                if (took := service.interrupt(stop)) is not None:
+                    exits.append(took)
                 if kill < KILLS - 1:
                     await service.start(ready_timeout_s=120)
             await service.start(ready_timeout_s=120)
@@ -367,7 +382,8 @@ async def test_kill_9_of_the_overbrugging_while_advances_are_approved_and_paid(
         booked_events = sum(len(v) for v in booked.values())
         paid = sorted(a for a, o in outcome.items() if o == "paid")
         print(
-            f"overbrugging kill -9: kills={KILLS} applications={applications} calls={calls} "
+            f"overbrugging {stop}: stops={KILLS} exits={exits} applications={applications} "
+            f"calls={calls} "
             f"paid={len(paid)} refused={applications - len(paid)} ledger_entries={len(ours)} "
             f"booked_events={booked_events} available={figures['available']} "
             f"lowest_available_seen={min(lowest_available, default=None)} "
@@ -382,5 +398,6 @@ async def test_kill_9_of_the_overbrugging_while_advances_are_approved_and_paid(
         assert max(per_kind.values()) == 1, "a ledger entry was booked twice"
         assert {a for a, _ in per_kind} == set(paid), "a refused application was booked"
         assert booked_events == len(ours), "a booking's event is missing or doubled"
+        assert_graceful(exits)
     finally:
         service.stop()

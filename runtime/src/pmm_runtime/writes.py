@@ -44,6 +44,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from pmm_runtime.errors import Unavailable
 from pmm_runtime.mongo import Document
 
 LOCK_COLLECTION = "_write_locks"
@@ -56,8 +57,10 @@ class WriteStrategy(StrEnum):
     SERIALIZED = "serialized"
 
 
-class LockTimeout(Exception):
-    """Another writer held the document's lock for longer than the wait allows."""
+class LockTimeout(Unavailable):
+    """Another writer held the document's lock for longer than the wait allows: 503 at the
+    HTTP edge, retried by a consumer (a lock is never held that long but by a stopped
+    holder, and the wait outlasts the takeover of its lock)."""
 
 
 _MISSING = object()
@@ -166,7 +169,7 @@ class Writes:
         holder: str,
         strategy: WriteStrategy | str = WriteStrategy.AUTO,
         lock_ttl_s: float = 30.0,
-        lock_wait_s: float = 30.0,
+        lock_wait_s: float = 45.0,  # longer than lock_ttl_s: a dead holder's lock is taken over
     ) -> None:
         self.database = database
         self.locks: AsyncCollection[Document] = database[LOCK_COLLECTION]
