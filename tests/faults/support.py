@@ -10,9 +10,11 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
+from pmm_contracts.events.cases import Bottleneck, CaseEvaluated, CaseOutcome, LearningPoint
+from pmm_contracts.vocabulary import BottleneckType, LearningOrder
 from pmm_runtime.testing import admin_connection, kafka_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,3 +226,48 @@ def assert_graceful(exits: list[tuple[int, float]], grace_s: float = 10.0) -> No
     for code, took in exits:
         assert code in (0, -15), code
         assert took <= grace_s + 2, f"exit took {took:.1f} s, beyond the grace period"
+
+
+def submission(org: str) -> dict[str, Any]:
+    """A Loket intake by ``org``; the household reference is unique and letters only (a
+    reference with 8 or 9 digits in a row is refused: it may be a BSN)."""
+    reference = "hh-" + uuid.uuid4().hex[:12].translate(str.maketrans("0123456789", "ghjkmnpqrs"))
+    return {
+        "submitter_kind": "municipality",
+        "household": {"reference": reference, "adults": 1, "children": 2},
+        "life_domains": ["debts", "income"],
+        "bottlenecks": [{"type": "cooperation"}],
+        "organisations_involved": [org],
+        "tried_locally": "the wijkteam and the regional table tried for months",
+        "question": "who restores the income?",
+        "urgency": "threatened",
+        "legal_basis": "consent",
+    }
+
+
+def evaluation(org: str, n: int, *, prefix: str = "fault-case") -> CaseEvaluated:
+    """A closed case's evaluation with two learning points, both assigned to ``org``."""
+    now = datetime.now(UTC)
+    case_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    return CaseEvaluated(
+        case_id=case_id,
+        case_number=f"LMM-2026-{n:04d}",
+        submitter_kind="municipality",
+        submitting_organisation=org,
+        life_domains=("debts",),
+        bottlenecks=(Bottleneck(type=BottleneckType.COOPERATION),),
+        outcome=CaseOutcome.SOLVED,
+        submitted_at=now,
+        closed_at=now,
+        duration_days=30,
+        learning_points=tuple(
+            LearningPoint(
+                id=f"{case_id}-lp{k}",
+                order=LearningOrder.SECOND,
+                bottleneck=Bottleneck(type=BottleneckType.COMMUNICATION),
+                organisations=(org,),
+                description=f"share the decision earlier ({k})",
+            )
+            for k in (1, 2)
+        ),
+    )

@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,9 +24,8 @@ from pymongo import AsyncMongoClient
 
 from pmm_contracts import encode_event, new_event
 from pmm_contracts.cli import main as contracts_cli
-from pmm_contracts.events.cases import Bottleneck, CaseEvaluated, CaseOutcome, LearningPoint
+from pmm_contracts.events.cases import CaseEvaluated
 from pmm_contracts.topics import signals_assigned_topic
-from pmm_contracts.vocabulary import BottleneckType, LearningOrder
 from pmm_runtime.settings import ServiceSettings
 from pmm_runtime.testing import create_topics, eventually
 
@@ -36,6 +33,7 @@ from .support import (
     ROOT,
     Readiness,
     ServiceProcess,
+    evaluation,
     event_ids_by_subject,
     local_script,
     outbox_drained,
@@ -70,33 +68,6 @@ def own_broker() -> Iterator[str]:
         local_script("kafka", "stop", BROKER_ENV)
 
 
-def evaluation(org: str, n: int) -> CaseEvaluated:
-    now = datetime.now(UTC)
-    case_id = f"broker-case-{uuid.uuid4().hex[:12]}"
-    return CaseEvaluated(
-        case_id=case_id,
-        case_number=f"LMM-2026-{n:04d}",
-        submitter_kind="municipality",
-        submitting_organisation=org,
-        life_domains=("debts",),
-        bottlenecks=(Bottleneck(type=BottleneckType.COOPERATION),),
-        outcome=CaseOutcome.SOLVED,
-        submitted_at=now,
-        closed_at=now,
-        duration_days=30,
-        learning_points=tuple(
-            LearningPoint(
-                id=f"{case_id}-lp{k}",
-                order=LearningOrder.SECOND,
-                bottleneck=Bottleneck(type=BottleneckType.COMMUNICATION),
-                organisations=(org,),
-                description=f"share the decision earlier ({k})",
-            )
-            for k in (1, 2)
-        ),
-    )
-
-
 async def test_broker_restarts_under_load_lose_nothing_and_readiness_recovers(
     own_broker: str, make_settings: Callable[..., Any], unique: str
 ) -> None:
@@ -115,7 +86,7 @@ async def test_broker_restarts_under_load_lose_nothing_and_readiness_recovers(
         "PMM_RESPONSES_PATTERN": rf"^test\.faults\.broker-responses\.{unique}$",
     }
     signalen = ServiceProcess("signalen", env)
-    evaluations = [evaluation(org, n) for n in range(1, 41)]
+    evaluations = [evaluation(org, n, prefix="broker-case") for n in range(1, 41)]
     acknowledged: list[CaseEvaluated] = []
     send_failures = 0
 

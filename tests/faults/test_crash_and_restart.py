@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -26,15 +24,9 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from pmm_contracts import new_event
-from pmm_contracts.events.cases import (
-    Bottleneck,
-    CaseEvaluated,
-    CaseOutcome,
-    LearningPoint,
-)
 from pmm_contracts.events.register import OrganisationState
 from pmm_contracts.topics import LOKET_CASES, signals_assigned_topic
-from pmm_contracts.vocabulary import BottleneckType, LearningOrder, OrganisationKind
+from pmm_contracts.vocabulary import OrganisationKind
 from pmm_loket.settings import LoketSettings
 from pmm_runtime.auth import LocalIssuer
 from pmm_runtime.testing import create_topics, eventually, publish_events
@@ -42,10 +34,12 @@ from pmm_runtime.testing import create_topics, eventually, publish_events
 from .support import (
     ServiceProcess,
     assert_graceful,
+    evaluation,
     event_ids_by_subject,
     outbox_drained,
     records_of,
     service_env,
+    submission,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -53,25 +47,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 KILLS = 5
 LOKET = "urn:nld:oin:00000001234567890000:systeem:loket"
 rng = random.Random(20261202)
-
-
-def household_reference() -> str:
-    """Unique, and letters only: nine digits in a row are refused as a possible BSN."""
-    return uuid.uuid4().hex[:12].translate(str.maketrans("0123456789", "ghjkmnpqrs"))
-
-
-def submission(org: str) -> dict[str, Any]:
-    return {
-        "submitter_kind": "municipality",
-        "household": {"reference": f"hh-{household_reference()}", "adults": 1, "children": 2},
-        "life_domains": ["debts", "income"],
-        "bottlenecks": [{"type": "cooperation"}],
-        "organisations_involved": [org],
-        "tried_locally": "the wijkteam and the regional table tried for months",
-        "question": "who restores the income?",
-        "urgency": "threatened",
-        "legal_basis": "consent",
-    }
 
 
 @pytest.mark.parametrize("stop", ["kill", "sigterm"])
@@ -172,33 +147,6 @@ async def test_kill_9_of_the_loket_while_cases_are_submitted_loses_and_duplicate
         assert len(acknowledged) > KILLS
     finally:
         loket.stop()
-
-
-def evaluation(org: str, n: int) -> CaseEvaluated:
-    now = datetime.now(UTC)
-    case_id = f"fault-case-{uuid.uuid4().hex[:12]}"
-    return CaseEvaluated(
-        case_id=case_id,
-        case_number=f"LMM-2026-{n:04d}",
-        submitter_kind="municipality",
-        submitting_organisation=org,
-        life_domains=("debts",),
-        bottlenecks=(Bottleneck(type=BottleneckType.COOPERATION),),
-        outcome=CaseOutcome.SOLVED,
-        submitted_at=now,
-        closed_at=now,
-        duration_days=30,
-        learning_points=tuple(
-            LearningPoint(
-                id=f"{case_id}-lp{k}",
-                order=LearningOrder.SECOND,
-                bottleneck=Bottleneck(type=BottleneckType.COMMUNICATION),
-                organisations=(org,),
-                description=f"share the decision earlier ({k})",
-            )
-            for k in (1, 2)
-        ),
-    )
 
 
 @pytest.mark.parametrize("stop", ["kill", "sigterm"])

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -40,6 +39,7 @@ from .support import (
     outbox_drained,
     records_of,
     service_env,
+    submission,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -62,22 +62,6 @@ def own_store() -> Iterator[str]:
     yield url
     if not was_running:
         local_script("store", "stop", STORE_ENV)
-
-
-def submission(org: str) -> dict[str, Any]:
-    # letters only: a reference with 8 or 9 digits in a row is refused (it may be a BSN)
-    reference = "hh-" + uuid.uuid4().hex[:10].translate(str.maketrans("0123456789", "ghijklmnop"))
-    return {
-        "submitter_kind": "municipality",
-        "household": {"reference": reference, "adults": 1, "children": 2},
-        "life_domains": ["debts", "income"],
-        "bottlenecks": [{"type": "cooperation"}],
-        "organisations_involved": [org],
-        "tried_locally": "the wijkteam and the regional table tried for months",
-        "question": "who restores the income?",
-        "urgency": "threatened",
-        "legal_basis": "consent",
-    }
 
 
 async def test_store_restarts_answer_503_problems_and_write_nothing_half(
