@@ -94,3 +94,23 @@ def secured() -> Iterator[SecuredBroker]:
     yield broker
     if not was_running:
         _script("stop", script_env)
+
+
+def login_error(conn: Connection) -> str:
+    """The broker's answer when ``conn`` logs in and asks for metadata ("" when it worked)."""
+    from confluent_kafka import KafkaError as RdKafkaError
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[RdKafkaError] = []
+    admin = AdminClient({**conn.librdkafka_config(), "log_level": 0, "error_cb": errors.append})
+    try:
+        admin.list_topics(timeout=10)
+    except KafkaException as exc:
+        errors.append(exc.args[0])
+        for _ in range(10):  # the authentication error arrives through error_cb
+            admin.poll(0.5)
+            if any(e.code() == RdKafkaError._AUTHENTICATION for e in errors):
+                break
+    auth = [e for e in errors if e.code() == RdKafkaError._AUTHENTICATION]
+    return str(auth[0]) if auth else ("" if not errors else f"other: {errors[0]}")

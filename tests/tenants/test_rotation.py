@@ -19,30 +19,11 @@ from pmm_contracts.envelope import encode_event, new_event, source_urn
 from pmm_contracts.events.register import OrganisationState
 from pmm_contracts.topics import REGISTER_ORGANISATIONS, signals_responses_topic
 
-from .conftest import SecuredBroker
+from .conftest import SecuredBroker, login_error
 
 pytestmark = pytest.mark.integration
 
 REGISTER = source_urn("00000001234567890000", "register")
-
-
-def login_error(conn: Connection) -> str:
-    """The broker's authentication error for ``conn`` ("" when it logged in)."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    errors: list[KafkaError] = []
-    admin = AdminClient({**conn.librdkafka_config(), "log_level": 0, "error_cb": errors.append})
-    try:
-        admin.list_topics(timeout=10)
-    except KafkaException as exc:
-        errors.append(exc.args[0])
-        for _ in range(10):  # the authentication error arrives through error_cb
-            admin.poll(0.5)
-            if any(e.code() == KafkaError._AUTHENTICATION for e in errors):
-                break
-    auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
-    return str(auth[0]) if auth else ("" if not errors else f"other: {errors[0]}")
 
 
 async def set_membership(secured: SecuredBroker, org: str, *, member: bool, version: int) -> None:

@@ -45,7 +45,7 @@ from pmm_contracts.topics import (
 from pmm_contracts.vocabulary import BottleneckType, LearningOrder
 from pmm_runtime.testing import eventually
 
-from .conftest import SecuredBroker
+from .conftest import SecuredBroker, login_error
 
 pytestmark = pytest.mark.integration
 
@@ -118,26 +118,6 @@ def read_error(conn: Connection, topic: str, *, group: str) -> type:
         raise AssertionError(f"no answer from the broker for {topic}")
     finally:
         consumer.close()
-
-
-def login_error(conn: Connection) -> str:
-    """The broker's answer when ``conn`` logs in and asks for metadata ("" when it worked)."""
-    from confluent_kafka import KafkaError as RdKafkaError
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    errors: list[RdKafkaError] = []
-    admin = AdminClient({**conn.librdkafka_config(), "log_level": 0, "error_cb": errors.append})
-    try:
-        admin.list_topics(timeout=10)
-    except KafkaException as exc:
-        errors.append(exc.args[0])
-        for _ in range(10):  # the authentication error arrives through error_cb
-            admin.poll(0.5)
-            if any(e.code() == RdKafkaError._AUTHENTICATION for e in errors):
-                break
-    auth = [e for e in errors if e.code() == RdKafkaError._AUTHENTICATION]
-    return str(auth[0]) if auth else ("" if not errors else f"other: {errors[0]}")
 
 
 async def join(secured: SecuredBroker, *codes: str, member: bool = True, version: int = 1) -> None:
