@@ -12,14 +12,18 @@ from typing import Any
 
 import jsonschema
 import pytest
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from pmm_contracts import decode_event, new_event
 from pmm_contracts.cli import SCHEMA_DIR
 from pmm_contracts.events import REGISTRY
 from pmm_contracts.events.cases import CaseTriaged
-from pmm_runtime.outbox import Outgoing
+from pmm_runtime.mongo import Document
+from pmm_runtime.outbox import AggregateStore, Outgoing
 from pmm_runtime.settings import ServiceSettings
 from pmm_runtime.testing import create_topics, eventually, read_topic
+from pmm_runtime.writes import SweepSchedule, Writes
 
 from .support import REGISTRY as TEST_REGISTRY
 from .support import platform
@@ -89,3 +93,67 @@ async def test_a_published_event_is_valid_cloudevents_json_for_a_plain_kafka_cli
     schema = json.loads((SCHEMA_DIR / "nl.maatwerk.case.triaged.json").read_text())
     jsonschema.validate(payload, schema)  # what a non-Python consumer relies on
     assert decode_event(record.value, REGISTRY).data == data
+
+
+async def test_a_failed_write_makes_the_relay_sweep_for_an_unannounced_aggregate(
+    make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
+) -> None:
+    """The store went away between an aggregate's write and its announcement: the write
+    that failed makes the next pass sweep, instead of the event waiting for the next
+    periodic sweep (ten minutes)."""
+    settings = make_settings(service_name="swept")
+    topic = f"test.swept.{unique}"
+    await create_topics(settings.kafka_bootstrap, [topic])
+    app = platform(settings)
+    store = app.store("cases")
+    await running_platform(app)
+
+    def event(case_id: str) -> Outgoing:
+        data = CaseTriaged(case_id=case_id, case_number="LMM-2026-0008", accepted=True)
+        return Outgoing(topic, new_event(data, subject=case_id, source=settings.source))
+
+    await store.create("announced", {"status": "accepted"}, [event("announced")])
+    app.relay.notify()  # once read, the relay's start-up sweep is behind it
+    assert len(await read_topic(settings.kafka_bootstrap, topic, count=1)) == 1
+
+    unannounced = AggregateStore(store.collection, None, app.writes)  # saved, then the crash
+    await unannounced.create("unannounced", {"status": "accepted"}, [event("unannounced")])
+    app.relay.notify()
+    records = await read_topic(settings.kafka_bootstrap, topic, count=2, timeout_s=3.0)
+    assert [r.key for r in records] == [b"announced"], "announced without an announcement?"
+
+    away: AsyncMongoClient[Document] = AsyncMongoClient(
+        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"
+    )
+    try:
+        with pytest.raises(PyMongoError):  # a write of this process meets a missing store
+            await app.writes.insert_one(away["pmm"]["cases"], {"_id": "lost"})
+    finally:
+        await away.close()
+    assert app.writes.incidents == 1
+    app.relay.notify()
+    records = await read_topic(settings.kafka_bootstrap, topic, count=2)
+    assert [r.key for r in records] == [b"announced", b"unannounced"]
+
+
+async def test_a_sweep_is_due_at_first_after_an_incident_and_after_failing() -> None:
+    away: AsyncMongoClient[Document] = AsyncMongoClient("mongodb://127.0.0.1:1")
+    writes = Writes(away["pmm"], holder="test")
+    sweeps = SweepSchedule(writes, interval_s=600.0)
+    assert sweeps.due()  # never swept
+
+    async def sweep(fail: bool = False) -> None:
+        async with sweeps.sweeping():
+            if fail:
+                raise RuntimeError("the store went away during the sweep")
+
+    await sweep()
+    assert not sweeps.due()
+    writes.incidents += 1
+    assert sweeps.due()
+    with pytest.raises(RuntimeError):
+        await sweep(fail=True)
+    assert sweeps.due(), "a failed sweep counts as not done"
+    await sweep()
+    assert not sweeps.due()
+    await away.close()

@@ -16,14 +16,16 @@ the aggregate in a small per-service collection, ``_outbox_pending``, keyed by c
 and aggregate id. The relay reads that collection, publishes the aggregate's outbox by an
 ``_id`` lookup, and removes the announcement only if no newer one replaced it meanwhile. A
 crash between the aggregate write and its announcement is recovered by a full sweep at
-start-up and every ``outbox_sweep_interval_s`` (rarely).
+start-up and every ``outbox_sweep_interval_s`` (rarely); a write of this process that
+failed with an unknown outcome (the store went away between the two writes, or during the
+first: it may have been saved although the client saw an error) makes the next pass sweep
+(``SweepSchedule``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ from pmm_runtime.logging import get_logger
 from pmm_runtime.metrics import Metrics
 from pmm_runtime.mongo import Document
 from pmm_runtime.telemetry import current_trace_context, use_trace_context
-from pmm_runtime.writes import Writes
+from pmm_runtime.writes import SweepSchedule, Writes
 
 log = get_logger(__name__)
 
@@ -143,7 +145,7 @@ class PendingOutbox:
         marker = {"c": collection, "a": aggregate_id, "token": uuid.uuid4().hex}
         key = f"{collection}/{aggregate_id}"
         try:
-            await self.collection.insert_one({"_id": key, **marker})
+            await self.writes.insert_one(self.collection, {"_id": key, **marker})
             return
         except DuplicateKeyError:
             pass
@@ -203,7 +205,7 @@ class AggregateStore:
             AUDIT: [dict(audit)] if audit else [],
         }
         try:
-            await self.collection.insert_one(document)
+            await self.writes.insert_one(self.collection, document)
         except DuplicateKeyError:
             return False
         if events:
@@ -291,11 +293,10 @@ class OutboxRelay:
         self._pending = pending
         self._metrics = metrics
         self._poll_interval_s = poll_interval_s
-        self._sweep_interval_s = sweep_interval_s
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._last_sweep: float | None = None
+        self._sweeps = SweepSchedule(self._writes, sweep_interval_s)
 
     def add_collection(self, collection: AsyncCollection[Document]) -> None:
         self._collections[collection.name] = collection
@@ -340,24 +341,22 @@ class OutboxRelay:
         rarely, to recover a crash between an aggregate write and its announcement).
         Without a pending collection, publishes them directly."""
         found = 0
-        for name, collection in self._collections.items():
-            cursor = collection.find({f"{OUTBOX}.0": {"$exists": True}}, {"_id": 1})
-            async for document in cursor:
-                found += 1
-                if self._pending is not None:
-                    await self._pending.announce(name, document["_id"])
-                else:
-                    await self._publish_document(collection, document["_id"])
-        self._last_sweep = time.monotonic()
+        async with self._sweeps.sweeping():
+            for name, collection in self._collections.items():
+                cursor = collection.find({f"{OUTBOX}.0": {"$exists": True}}, {"_id": 1})
+                async for document in cursor:
+                    found += 1
+                    if self._pending is not None:
+                        await self._pending.announce(name, document["_id"])
+                    else:
+                        await self._publish_document(collection, document["_id"])
         return found
 
     async def run_once(self) -> int:
         """Publish what is pending now; returns the number of events published."""
-        if self._pending is None or self._last_sweep is None:
-            swept = await self.sweep()
-            if self._pending is None:
-                return swept
-        elif time.monotonic() - self._last_sweep > self._sweep_interval_s:
+        if self._pending is None:
+            return await self.sweep()
+        if self._sweeps.due():
             await self.sweep()
         markers = await self._pending.waiting(self._batch_size)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -179,6 +179,11 @@ class Writes:
         self._lock_wait_s = lock_wait_s
         self._local: dict[str, _Local] = {}
         self._detect = asyncio.Lock()
+        self.incidents = 0
+        """How many writes of this process failed with an error whose outcome is unknown
+        (the store went away mid-write, a lock stayed held): a write before it may be saved
+        without what should follow it (its announcement), so sweeps look again
+        (``SweepSchedule``)."""
 
     async def strategy(self) -> WriteStrategy:
         """The strategy of this process; ``auto`` is decided at the first call."""
@@ -194,6 +199,25 @@ class Writes:
 
     # The writes ------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _watched(self) -> Iterator[None]:
+        """Count a write that failed other than by its own unique key (``incidents``)."""
+        try:
+            yield
+        except DuplicateKeyError:
+            raise
+        except Exception:
+            self.incidents += 1
+            raise
+
+    async def insert_one(
+        self, collection: AsyncCollection[Document], document: Mapping[str, Any]
+    ) -> None:
+        """Insert a new document (no lock: the unique ``_id`` decides; a duplicate raises
+        ``DuplicateKeyError``)."""
+        with self._watched():
+            await collection.insert_one(dict(document))
+
     async def find_one_and_update(
         self,
         collection: AsyncCollection[Document],
@@ -205,19 +229,20 @@ class Writes:
     ) -> Document | None:
         """``findAndModify`` of the one document ``condition["_id"]`` names; the document
         (after or before, as asked), or None when it does not match."""
-        if await self.strategy() is WriteStrategy.CONDITIONAL:
-            result: Document | None = await collection.find_one_and_update(
-                dict(condition), dict(update), upsert=upsert, return_document=return_document
-            )
-            return result
-        key, rest = _split(condition)
-        async with self.locked(collection.name, key):
-            if not await self._still_matches(collection, key, rest, upsert=upsert):
-                return None
-            found: Document | None = await collection.find_one_and_update(
-                {"_id": key}, dict(update), upsert=upsert, return_document=return_document
-            )
-            return found
+        with self._watched():
+            if await self.strategy() is WriteStrategy.CONDITIONAL:
+                result: Document | None = await collection.find_one_and_update(
+                    dict(condition), dict(update), upsert=upsert, return_document=return_document
+                )
+                return result
+            key, rest = _split(condition)
+            async with self.locked(collection.name, key):
+                if not await self._still_matches(collection, key, rest, upsert=upsert):
+                    return None
+                found: Document | None = await collection.find_one_and_update(
+                    {"_id": key}, dict(update), upsert=upsert, return_document=return_document
+                )
+                return found
 
     async def update_one(
         self,
@@ -229,15 +254,16 @@ class Writes:
     ) -> bool:
         """``update`` of the one document ``condition["_id"]`` names; whether it matched
         (or was inserted)."""
-        if await self.strategy() is WriteStrategy.CONDITIONAL:
-            result = await collection.update_one(dict(condition), dict(update), upsert=upsert)
-            return result.matched_count > 0 or result.upserted_id is not None
-        key, rest = _split(condition)
-        async with self.locked(collection.name, key):
-            if not await self._still_matches(collection, key, rest, upsert=upsert):
-                return False
-            done = await collection.update_one({"_id": key}, dict(update), upsert=upsert)
-            return done.matched_count > 0 or done.upserted_id is not None
+        with self._watched():
+            if await self.strategy() is WriteStrategy.CONDITIONAL:
+                result = await collection.update_one(dict(condition), dict(update), upsert=upsert)
+                return result.matched_count > 0 or result.upserted_id is not None
+            key, rest = _split(condition)
+            async with self.locked(collection.name, key):
+                if not await self._still_matches(collection, key, rest, upsert=upsert):
+                    return False
+                done = await collection.update_one({"_id": key}, dict(update), upsert=upsert)
+                return done.matched_count > 0 or done.upserted_id is not None
 
     async def replace_one(
         self,
@@ -246,29 +272,31 @@ class Writes:
         replacement: Mapping[str, Any],
     ) -> bool:
         """Replace the one document ``condition["_id"]`` names if it matches."""
-        if await self.strategy() is WriteStrategy.CONDITIONAL:
-            result = await collection.replace_one(dict(condition), dict(replacement))
-            return result.matched_count > 0
-        key, rest = _split(condition)
-        async with self.locked(collection.name, key):
-            if not await self._still_matches(collection, key, rest, upsert=False):
-                return False
-            done = await collection.replace_one({"_id": key}, dict(replacement))
-            return done.matched_count > 0
+        with self._watched():
+            if await self.strategy() is WriteStrategy.CONDITIONAL:
+                result = await collection.replace_one(dict(condition), dict(replacement))
+                return result.matched_count > 0
+            key, rest = _split(condition)
+            async with self.locked(collection.name, key):
+                if not await self._still_matches(collection, key, rest, upsert=False):
+                    return False
+                done = await collection.replace_one({"_id": key}, dict(replacement))
+                return done.matched_count > 0
 
     async def delete_one(
         self, collection: AsyncCollection[Document], condition: Mapping[str, Any]
     ) -> bool:
         """Delete the one document ``condition["_id"]`` names if it matches."""
-        if await self.strategy() is WriteStrategy.CONDITIONAL:
-            result = await collection.delete_one(dict(condition))
-            return result.deleted_count > 0
-        key, rest = _split(condition)
-        async with self.locked(collection.name, key):
-            if not await self._still_matches(collection, key, rest, upsert=False):
-                return False
-            done = await collection.delete_one({"_id": key})
-            return done.deleted_count > 0
+        with self._watched():
+            if await self.strategy() is WriteStrategy.CONDITIONAL:
+                result = await collection.delete_one(dict(condition))
+                return result.deleted_count > 0
+            key, rest = _split(condition)
+            async with self.locked(collection.name, key):
+                if not await self._still_matches(collection, key, rest, upsert=False):
+                    return False
+                done = await collection.delete_one({"_id": key})
+                return done.deleted_count > 0
 
     async def _still_matches(
         self,
@@ -334,6 +362,33 @@ class Writes:
                 raise LockTimeout(f"the write lock of {name} stayed held")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+
+class SweepSchedule:
+    """When a full sweep of a recovery scan is due: at its first round, every
+    ``interval_s``, and soon after a write of this process failed (``Writes.incidents``):
+    the write before it may be saved without its announcement, and waiting for the next
+    interval would leave that work for minutes. A sweep that fails stays due."""
+
+    def __init__(self, writes: Writes | None, interval_s: float) -> None:
+        self.writes = writes
+        self.interval_s = interval_s
+        self._last: float | None = None
+        self._incidents_seen = 0
+
+    def due(self) -> bool:
+        if self._last is None or time.monotonic() - self._last > self.interval_s:
+            return True
+        return self.writes is not None and self.writes.incidents != self._incidents_seen
+
+    @contextlib.asynccontextmanager
+    async def sweeping(self) -> AsyncIterator[None]:
+        """Around one sweep: it counts as done only when it ends without an error, and an
+        incident during it makes the next one due."""
+        seen = self.writes.incidents if self.writes is not None else 0
+        yield
+        self._last = time.monotonic()
+        self._incidents_seen = seen
 
 
 def _split(condition: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:

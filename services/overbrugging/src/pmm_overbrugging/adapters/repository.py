@@ -15,7 +15,6 @@ a retry, or the periodic sweep) books it, once. The queries of the use cases liv
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from pmm_overbrugging.domain.model import Application, Status
 from pmm_runtime.changes import Aggregates
 from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import AggregateStore, PendingOutbox
+from pmm_runtime.writes import SweepSchedule
 
 # How each ledger kind moves the budget's counters (in cents).
 BUDGET_MOVES: dict[str, dict[str, int]] = {
@@ -87,8 +87,7 @@ class BridgingRepository(Aggregates[Application]):
         self.owing_marks = PendingOutbox(
             applications.collection.database["application_bookings_pending"], applications.writes
         )
-        self.sweep_interval_s = sweep_interval_s
-        self._last_sweep: float | None = None
+        self.sweeps = SweepSchedule(applications.writes, sweep_interval_s)
 
     async def create_indexes(self) -> None:
         await self.ledger.create_index([("application_id", ASCENDING)])
@@ -148,17 +147,14 @@ class BridgingRepository(Aggregates[Application]):
     ) -> list[tuple[str, list[Booking], Document | None]]:
         """The sweep's question: applications that saved a step but did not book it, each
         with its announcement (``settled`` removes it); a full scan only at the first
-        round and every ``sweep_interval_s``."""
-        due = (
-            self._last_sweep is None or time.monotonic() - self._last_sweep > self.sweep_interval_s
-        )
-        if due:
-            self._last_sweep = time.monotonic()
-            docs = (
-                await self.collection.find({f"{PENDING}.0": {"$exists": True}}, {PENDING: 1})
-                .limit(limit)
-                .to_list(None)
-            )
+        round, every ``sweep_interval_s`` and after a failed write (``SweepSchedule``)."""
+        if self.sweeps.due():
+            async with self.sweeps.sweeping():
+                docs = (
+                    await self.collection.find({f"{PENDING}.0": {"$exists": True}}, {PENDING: 1})
+                    .limit(limit)
+                    .to_list(None)
+                )
             return [(d["_id"], [Booking(**b) for b in d[PENDING]], None) for d in docs]
         return [
             (str(m["a"]), await self.pending_bookings(str(m["a"])), m)

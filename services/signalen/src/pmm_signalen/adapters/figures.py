@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +27,7 @@ from pymongo.errors import DuplicateKeyError
 
 from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import PendingOutbox, default_writes
-from pmm_runtime.writes import Writes
+from pmm_runtime.writes import SweepSchedule, Writes
 from pmm_signalen.domain.figures import Delta
 
 FIGURES = "_figures"
@@ -64,8 +63,7 @@ class YearlyFigures:
         self.batch_size = batch_size
         self.writes = writes or default_writes(figures.database)
         self.pending = pending
-        self.sweep_interval_s = sweep_interval_s
-        self._last_sweep: float | None = None
+        self.sweeps = SweepSchedule(self.writes, sweep_interval_s)
 
     async def create_indexes(self) -> None:
         await self.figures.create_index([("year", ASCENDING)])
@@ -144,12 +142,10 @@ class YearlyFigures:
 
     async def run_once(self) -> int:
         """Apply the announced deltas (all pending deltas, by a full scan, at the first
-        round, every ``sweep_interval_s`` and without an announcement collection);
+        round, every ``sweep_interval_s``, after a failed write of this process and without an
+        announcement collection);
         returns how many were applied now."""
-        due = (
-            self._last_sweep is None or time.monotonic() - self._last_sweep > self.sweep_interval_s
-        )
-        if self.pending is None or due:
+        if self.pending is None or self.sweeps.due():
             return await self.sweep()
         applied = 0
         sources = {source.name: source for source in self.sources}
@@ -180,21 +176,21 @@ class YearlyFigures:
 
     async def sweep(self) -> int:
         """Apply every pending delta of every source (a full scan)."""
-        self._last_sweep = time.monotonic()
         applied = 0
         shown: dict[str, Document] = {}
         try:
-            for source in self.sources:
-                while True:
-                    docs = (
-                        await source.find({f"{FIGURES}.0": {"$exists": True}}, {FIGURES: 1})
-                        .limit(self.batch_size)
-                        .to_list(None)
-                    )
-                    for doc in docs:
-                        applied += await self._apply_document(source, doc, shown)
-                    if len(docs) < self.batch_size:
-                        break
+            async with self.sweeps.sweeping():
+                for source in self.sources:
+                    while True:
+                        docs = (
+                            await source.find({f"{FIGURES}.0": {"$exists": True}}, {FIGURES: 1})
+                            .limit(self.batch_size)
+                            .to_list(None)
+                        )
+                        for doc in docs:
+                            applied += await self._apply_document(source, doc, shown)
+                        if len(docs) < self.batch_size:
+                            break
         finally:
             await self._show_all(shown)
         return applied
