@@ -7,6 +7,9 @@ answers 503 problem details (``application/problem+json``, type ``unavailable``)
 500 or a plain page; ``/readyz`` goes red and green again; afterwards every acknowledged
 case is stored once, nothing is half-written (every stored case's ``submitted`` event is on
 the topic with one event id, one audit entry, the outbox drains, case numbers unique).
+Each client retries a submission under its ``Idempotency-Key`` until it is acknowledged, so
+every stored case is an acknowledged one: a write that was saved while its client saw a
+503 is answered to the retry, not stored twice.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -85,32 +89,51 @@ async def test_store_restarts_answer_503_problems_and_write_nothing_half(
     token = issuer.issue(subject=f"{org}-p1", organisation=org, roles=["maatwerk_professional"])
     headers = {"Authorization": f"Bearer {token}"}
     acknowledged: set[str] = set()
+    replayed: set[str] = set()
     answers: Counter[tuple[int, str]] = Counter()
     wrong: list[str] = []
     store_away = asyncio.Event()
     during_outage: Counter[int] = Counter()
 
-    async def submit(client: httpx.AsyncClient) -> None:
+    in_flight: dict[int, tuple[str, dict[str, Any]]] = {}
+
+    async def send(client: httpx.AsyncClient, key: str, body: dict[str, Any]) -> bool:
+        """One attempt of a keyed submission; True once the case is acknowledged."""
+        try:
+            answer = await client.post(
+                "/v1/cases", headers={**headers, "Idempotency-Key": key}, json=body
+            )
+        except httpx.HTTPError as exc:  # a request may outlast the client's patience
+            answers[(0, type(exc).__name__)] += 1
+            return False
+        kind = answer.headers.get("content-type", "").split(";")[0]
+        answers[(answer.status_code, kind)] += 1
+        if store_away.is_set():
+            during_outage[answer.status_code] += 1
+        if answer.status_code == 201:
+            acknowledged.add(answer.json()["id"])
+            if answer.headers.get("Idempotent-Replayed") == "true":
+                replayed.add(answer.json()["id"])
+            return True
+        if answer.status_code == 503:
+            problem = answer.json()
+            if kind != "application/problem+json" or not problem["type"].endswith(":unavailable"):
+                wrong.append(answer.text[:200])
+        else:
+            wrong.append(f"{answer.status_code} {kind} {answer.text[:200]}")
+        return False
+
+    async def submit(client: httpx.AsyncClient, worker: int) -> None:
+        """Submit cases one after another, each retried under its own idempotency key
+        until it is acknowledged (what a client of the Loket does after a 503)."""
         while True:
-            try:
-                answer = await client.post("/v1/cases", headers=headers, json=submission(org))
-            except httpx.HTTPError as exc:  # a request may outlast the client's patience
-                answers[(0, type(exc).__name__)] += 1
-                continue
-            kind = answer.headers.get("content-type", "").split(";")[0]
-            answers[(answer.status_code, kind)] += 1
-            if store_away.is_set():
-                during_outage[answer.status_code] += 1
-            if answer.status_code == 201:
-                acknowledged.add(answer.json()["id"])
-            elif answer.status_code == 503:
-                problem = answer.json()
-                if kind != "application/problem+json" or not problem["type"].endswith(
-                    ":unavailable"
-                ):
-                    wrong.append(answer.text[:200])
-            else:
-                wrong.append(f"{answer.status_code} {kind} {answer.text[:200]}")
+            key, body = uuid.uuid4().hex, submission(org)
+            in_flight[worker] = (key, body)
+            while True:  # a client's retry loop; what it waits for is the store, not an event
+                if await send(client, key, body):
+                    break
+                await asyncio.sleep(0.2)
+            del in_flight[worker]
             await asyncio.sleep(0.05)
 
     red_after: list[float] = []
@@ -123,7 +146,7 @@ async def test_store_restarts_answer_503_problems_and_write_nothing_half(
         readiness = Readiness(loket.url)
         watcher = asyncio.create_task(readiness.watch())
         async with httpx.AsyncClient(base_url=loket.url, timeout=30.0) as client:
-            workers = [asyncio.create_task(submit(client)) for _ in range(3)]
+            workers = [asyncio.create_task(submit(client, n)) for n in range(3)]
             for _ in range(RESTARTS):
                 await asyncio.sleep(rng.uniform(2.0, 4.0))
                 stopped = time.monotonic()
@@ -142,6 +165,8 @@ async def test_store_restarts_answer_503_problems_and_write_nothing_half(
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            for key, body in in_flight.values():  # the retries a stopped client still owes
+                assert await eventually(lambda k=key, b=body: send(client, k, b), timeout_s=60)
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
 
@@ -167,6 +192,7 @@ async def test_store_restarts_answer_503_problems_and_write_nothing_half(
         print(  # the figures of docs/reliability.md
             f"store restart: restarts={RESTARTS} answers={dict(answers)} "
             f"during_outage={dict(during_outage)} acknowledged={len(acknowledged)} "
+            f"replayed={len(replayed)} "
             f"stored={len(stored_ids)} lost={len(acknowledged - stored_ids) + len(missing)} "
             f"duplicated={len(doubled)} audit_entries={dict(audits)} "
             f"outage_s={[round(o, 1) for o in outages]} "
@@ -176,6 +202,7 @@ async def test_store_restarts_answer_503_problems_and_write_nothing_half(
         assert not wrong, wrong[:10]
         assert during_outage[503] > 0, "no request met the missing store"
         assert acknowledged <= stored_ids, "an acknowledged case was lost"
+        assert stored_ids <= acknowledged, "a retried submission made a second case"
         assert not missing, "a case was written without its event (half-written)"
         assert not doubled, "a case's submitted event was published with two ids"
         assert len({d["number"] for d in stored}) == len(stored), "a case number was reused"

@@ -255,6 +255,23 @@ async def test_numbering_under_concurrency_access_bad_input_and_forbidden_transi
     sequence = sorted(int(n.rsplit("-", 1)[1]) for n in numbers)
     assert sequence == list(range(1, 51))  # a fresh database: no gaps, nothing reused
 
+    # a retry with the submission's idempotency key answers the case it created, once
+    keyed = {**professional, "Idempotency-Key": "9f1c2e7a-retry"}
+    sent = [await client.post("/cases", headers=keyed, json=submission(loket.uwv)) for _ in "12"]
+    assert [r.status_code for r in sent] == [201, 201]
+    assert sent[0].json()["id"] == sent[1].json()["id"]
+    assert [r.headers.get("Idempotent-Replayed") for r in sent] == [None, "true"]
+    reused = await client.post(
+        "/cases", headers=keyed, json=submission(loket.uwv, question="another question")
+    )
+    assert reused.status_code == 422
+    assert reused.json()["errors"][0]["field"] == "Idempotency-Key"
+    spaced = await client.post(
+        "/cases", headers={**professional, "Idempotency-Key": "a b"}, json=submission(loket.uwv)
+    )
+    assert spaced.status_code == 422, spaced.text
+    assert spaced.json()["errors"][0]["field"] == "Idempotency-Key", spaced.text
+
     bad = await client.post(
         "/cases",
         headers=professional,

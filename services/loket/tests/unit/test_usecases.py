@@ -24,6 +24,7 @@ from pmm_contracts.vocabulary import OrganisationKind, Role
 from pmm_loket.adapters.repository import CaseFilter, CaseRepository
 from pmm_loket.domain.model import (
     ANONYMISED,
+    Case,
     ForbiddenTransition,
     NotInState,
     Punctuality,
@@ -130,10 +131,14 @@ def submission(**extra: Any) -> c.SubmitCase:
 
 
 async def in_progress(deps: uc.Deps) -> str:
-    case = await uc.submit(deps, PROFESSIONAL, submission())
+    case = await submit(deps, PROFESSIONAL, submission())
     await uc.triage(deps, REGIE, case.id, c.Triage(accepted=True))
     await uc.assign(deps, REGIE, case.id, c.Assign(case_director_id="regie-1"))
     return case.id
+
+
+async def submit(deps: uc.Deps, who: Identity, cmd: c.SubmitCase) -> Case:
+    return (await uc.submit(deps, who, cmd)).case
 
 
 async def outbox_types(deps: uc.Deps, case_id: str) -> list[str]:
@@ -152,22 +157,48 @@ def outbox_types_of(doc: dict[str, Any]) -> list[str]:
 async def test_submit_numbers_the_case_and_sets_the_intake_deadline_in_working_days(
     deps: uc.Deps,
 ) -> None:
-    first = await uc.submit(deps, PROFESSIONAL, submission())
-    second = await uc.submit(deps, PROFESSIONAL, submission())
+    first = await submit(deps, PROFESSIONAL, submission())
+    second = await submit(deps, PROFESSIONAL, submission())
     assert (first.number, second.number) == ("LMM-2026-0001", "LMM-2026-0002")
     assert first.intake_due == date(2026, 11, 30)  # Monday + 5 working days
-    next_year = await uc.submit(
-        at(deps, datetime(2027, 1, 2, tzinfo=UTC)), PROFESSIONAL, submission()
-    )
+    next_year = await submit(at(deps, datetime(2027, 1, 2, tzinfo=UTC)), PROFESSIONAL, submission())
     assert next_year.number == "LMM-2027-0001"
     assert next_year.intake_due == date(2027, 1, 8)
     assert await outbox_types(deps, first.id) == [ev.CaseSubmitted.EVENT_TYPE]
 
 
 async def test_fifty_concurrent_submissions_get_fifty_distinct_numbers(deps: uc.Deps) -> None:
-    cases = await asyncio.gather(*[uc.submit(deps, PROFESSIONAL, submission()) for _ in range(50)])
+    cases = await asyncio.gather(*[submit(deps, PROFESSIONAL, submission()) for _ in range(50)])
     numbers = sorted(case.number for case in cases)
     assert numbers == [f"LMM-2026-{n:04d}" for n in range(1, 51)]
+
+
+async def test_a_retried_submission_with_its_idempotency_key_creates_one_case(
+    deps: uc.Deps,
+) -> None:
+    first = await uc.submit(deps, PROFESSIONAL, submission(), idempotency_key="k-1")
+    again = await uc.submit(deps, PROFESSIONAL, submission(), idempotency_key="k-1")
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.case.id == first.case.id
+    assert again.case.number == first.case.number
+    concurrent = await asyncio.gather(
+        *[uc.submit(deps, PROFESSIONAL, submission(), idempotency_key="k-2") for _ in range(5)]
+    )
+    assert len({s.case.id for s in concurrent}) == 1
+    assert sum(not s.replayed for s in concurrent) == 1
+    colleague = await uc.submit(deps, COLLEAGUE, submission(), idempotency_key="k-1")
+    assert colleague.case.id != first.case.id, "a key is the submitter's own"
+    with pytest.raises(RuleViolation, match="another submission") as refused:
+        await uc.submit(
+            deps, PROFESSIONAL, submission(question="something else"), idempotency_key="k-1"
+        )
+    assert refused.value.field == uc.IDEMPOTENCY_FIELD
+    doc = await deps.repo.store.get(first.case.id)
+    assert doc is not None
+    assert len(doc["_audit"]) == 1
+    assert await outbox_types(deps, first.case.id) == [ev.CaseSubmitted.EVENT_TYPE]
+    total, _ = await uc.list_cases(deps, STAFF, CaseFilter(), limit=200)
+    assert total == 3  # k-1, k-2 and the colleague's k-1
 
 
 @pytest.mark.parametrize(
@@ -193,16 +224,16 @@ async def test_who_may_submit_and_what(
     deps: uc.Deps, who: Identity, body: dict[str, Any], error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        await uc.submit(deps, who, submission(**body))
+        await submit(deps, who, submission(**body))
 
 
 async def test_triage_late_beyond_three_times_the_term_shows_in_the_filters(
     deps: uc.Deps,
 ) -> None:
-    on_time = await uc.submit(deps, PROFESSIONAL, submission())
-    late = await uc.submit(deps, PROFESSIONAL, submission())
-    very_late = await uc.submit(deps, PROFESSIONAL, submission())
-    waiting = await uc.submit(deps, PROFESSIONAL, submission())
+    on_time = await submit(deps, PROFESSIONAL, submission())
+    late = await submit(deps, PROFESSIONAL, submission())
+    very_late = await submit(deps, PROFESSIONAL, submission())
+    waiting = await submit(deps, PROFESSIONAL, submission())
     await uc.triage(deps, REGIE, on_time.id, c.Triage(accepted=True))
     await uc.triage(
         at(deps, datetime(2026, 12, 3, tzinfo=UTC)), REGIE, late.id, c.Triage(accepted=True)
@@ -238,7 +269,7 @@ async def test_triage_late_beyond_three_times_the_term_shows_in_the_filters(
 
 
 async def test_a_professional_sees_their_own_organisations_cases_only(deps: uc.Deps) -> None:
-    case = await uc.submit(deps, PROFESSIONAL, submission())
+    case = await submit(deps, PROFESSIONAL, submission())
     assert (await uc.get_case(deps, COLLEAGUE, case.id)).id == case.id
     assert (await uc.get_case(deps, REGIE, case.id)).id == case.id
     for outsider in (OTHER_ORG, AMBASSADOR_SAME_ORG):
@@ -298,7 +329,7 @@ async def test_every_change_and_read_is_audited_with_old_and_new_values(
 async def test_assignment_needs_an_available_regievoerder_from_the_register(
     deps: uc.Deps,
 ) -> None:
-    case = await uc.submit(deps, PROFESSIONAL, submission())
+    case = await submit(deps, PROFESSIONAL, submission())
     await uc.triage(deps, REGIE, case.id, c.Triage(accepted=True))
     with pytest.raises(RuleViolation, match="not a regievoerder"):
         await uc.assign(deps, REGIE, case.id, c.Assign(case_director_id="uwv-dep"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import BaseModel
 
 from pmm_loket.adapters.repository import CaseFilter
@@ -15,6 +15,18 @@ from pmm_runtime.auth import CurrentIdentity
 from pmm_runtime.http import Page, PageQuery, page_query
 
 Paging = Annotated[PageQuery, Depends(page_query)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=uc.IDEMPOTENCY_FIELD,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="One key per submission, chosen by the client (e.g. a UUID): a retry "
+        "with the same key and body answers the case created first, once; the same key "
+        "with another body is refused (422).",
+    ),
+]
 
 
 class CaseSummary(BaseModel):
@@ -111,8 +123,17 @@ def router() -> APIRouter:
         status_code=status.HTTP_201_CREATED,
         summary="Submit a stuck case (maatwerk professional of a joined organisation)",
     )
-    async def submit(body: c.SubmitCase, d: Deps, who: CurrentIdentity) -> dict[str, Any]:
-        return detail(await uc.submit(d, who, body), d)
+    async def submit(
+        body: c.SubmitCase,
+        d: Deps,
+        who: CurrentIdentity,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
+    ) -> dict[str, Any]:
+        submitted = await uc.submit(d, who, body, idempotency_key=idempotency_key)
+        if submitted.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return detail(submitted.case, d)
 
     @api.get(
         "/cases",

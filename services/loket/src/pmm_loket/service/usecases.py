@@ -7,6 +7,7 @@ events (outbox) and an audit entry with the old and new values.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -123,9 +124,50 @@ async def _change(
     return done.aggregate
 
 
-async def submit(deps: Deps, who: Identity, cmd: c.SubmitCase) -> Case:
+IDEMPOTENCY_NS = uuid.UUID("0b7f3f52-93a1-4c2e-8a57-3e0a4f7c9d61")
+IDEMPOTENCY_FIELD = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    case: Case
+    replayed: bool = False
+    """The same submission was made before with this idempotency key: nothing new."""
+
+
+def _submission_ids(who: Identity, cmd: c.SubmitCase, key: str) -> tuple[str, str]:
+    """The case id a keyed submission gets (per submitter and key), and the command id that
+    tells the same request from another one sent with the same key."""
+    case_id = str(uuid.uuid5(IDEMPOTENCY_NS, f"{who.organisation}\n{who.subject}\n{key}"))
+    body = cmd.model_dump_json().encode()
+    return case_id, f"submit:{hashlib.sha256(body).hexdigest()[:32]}"
+
+
+async def _replay(deps: Deps, case_id: str, command_id: str) -> Case | None:
+    """The case an earlier request with this key created, if it was this same request."""
+    document = await deps.repo.store.get(case_id)
+    if document is None:
+        return None
+    if command_id not in (document.get("_applied") or []):
+        raise RuleViolation(
+            IDEMPOTENCY_FIELD, "this idempotency key was used before for another submission"
+        )
+    return deps.repo.load(document)
+
+
+async def submit(
+    deps: Deps, who: Identity, cmd: c.SubmitCase, *, idempotency_key: str | None = None
+) -> Submitted:
+    """Submit a case. With an idempotency key (the client's, one per submission) a retry of
+    the same request (after a timeout or a 503) answers the case it created, once."""
     if not who.has_any(Role.MAATWERK_PROFESSIONAL):
         raise Forbidden("only a maatwerk professional submits a case")
+    case_id, command_id = str(uuid.uuid4()), None
+    if idempotency_key is not None:
+        case_id, command_id = _submission_ids(who, cmd, idempotency_key)
+        earlier = await _replay(deps, case_id, command_id)
+        if earlier is not None:
+            return Submitted(earlier, replayed=True)
     if not await deps.register.is_member(who.organisation):
         raise Forbidden(f"{who.organisation} has not joined the Maatwerkregister")
     for bottleneck in cmd.bottlenecks:
@@ -139,7 +181,7 @@ async def submit(deps: Deps, who: Identity, cmd: c.SubmitCase) -> Case:
     number = case_number(now.year, await deps.repo.next_number(now.year))
     intake_due = deps.working_days.add(now.date(), deps.intake_days)
     case = Case(
-        id=str(uuid.uuid4()),
+        id=case_id,
         number=number,
         status=Status.SUBMITTED,
         submitting_organisation=who.organisation,
@@ -172,10 +214,19 @@ async def submit(deps: Deps, who: Identity, cmd: c.SubmitCase) -> Case:
         submitted_at=now,
         intake_due=case.intake_due,
     )
-    await deps.changes.create(
-        deps.repo, case, [submitted], actor=who.actor, action="case.submitted"
+    created = await deps.changes.create(
+        deps.repo,
+        case,
+        [submitted],
+        actor=who.actor,
+        action="case.submitted",
+        command_id=command_id,
     )
-    return case
+    if not created and command_id is not None:  # a retry with the same key came first
+        earlier = await _replay(deps, case_id, command_id)
+        if earlier is not None:
+            return Submitted(earlier, replayed=True)
+    return Submitted(case)
 
 
 async def triage(deps: Deps, who: Identity, case_id: str, cmd: c.Triage) -> Case:
