@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from pymongo.errors import ServerSelectionTimeoutError
 
 from pmm_contracts import encode_event, new_event
 from pmm_contracts.envelope import CloudEvent
-from pmm_runtime.broker import Delivery, PermanentError, current_delivery
+from pmm_runtime.broker import Delivery, PermanentError, RetryPolicy, current_delivery, is_outage
 from pmm_runtime.settings import ServiceSettings
 from pmm_runtime.testing import admin_connection, create_topics, eventually, read_topic
+from pmm_runtime.writes import LockTimeout
 
 from .support import Counted, platform
 
@@ -181,3 +183,19 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_retri
     assert headers[1]["x-dlq-error-class"] == b"PermanentError"
     text = (await app.broker_ready(), app.metrics.render().decode())
     assert 'pmm_events_dead_lettered_total{topic="' + topic + '"} 2.0' in text[1]
+
+
+def test_an_outage_is_retried_for_its_patience_and_a_failing_message_for_its_count() -> None:
+    policy = RetryPolicy(max_retries=3, backoff_s=0.2, outage_patience_s=240.0)
+    broken = ValueError("the message breaks the handler")
+    assert [policy.next_delay(broken, n, 0.0) for n in (1, 2, 3, 4)] == [0.2, 0.4, 0.8, None]
+    away = ServerSelectionTimeoutError("127.0.0.1:27017: connection refused")
+    held = LockTimeout("the write lock of cases/c1 stayed held")
+    assert is_outage(away)
+    assert is_outage(held)
+    assert not is_outage(broken)
+    assert policy.next_delay(away, 0, 0.0) == 0.2  # not counted against max_retries
+    assert policy.next_delay(away, 0, 100.0) == 0.2
+    assert policy.next_delay(away, 3, 239.0) == 1.6  # backoff as the message's own failures
+    assert policy.next_delay(away, 10, 239.0) == 5.0  # capped
+    assert policy.next_delay(held, 0, 240.0) is None  # patience is bounded: dead-lettered

@@ -27,12 +27,15 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from pmm_contracts import new_event
+from pmm_contracts.envelope import CloudEvent, EventData
 from pmm_contracts.events.register import OrganisationState
-from pmm_contracts.topics import LOKET_CASES
+from pmm_contracts.topics import LOKET_CASES, dead_letter_topic
 from pmm_contracts.vocabulary import OrganisationKind
 from pmm_runtime.auth import LocalIssuer
+from pmm_runtime.platform import Platform
 from pmm_runtime.settings import ServiceSettings
-from pmm_runtime.testing import eventually
+from pmm_runtime.testing import create_topics, eventually, publish_events, read_topic
 
 from .support import (
     ROOT,
@@ -211,3 +214,77 @@ async def test_store_restarts_answer_503_problems_and_write_nothing_half(
         loket.stop()
         with contextlib.suppress(RuntimeError):
             local_script("store", "start", STORE_ENV)  # for the next test; the fixture stops it
+
+
+class Fact(EventData):
+    """A test-only event: one fact, stored once by the consumer below."""
+
+    EVENT_TYPE = "nl.maatwerk.test.fault-fact"
+
+    fact_id: str
+
+
+OUTAGE_S = 30.0
+"""Longer than the bounded retries of a failing handler (4 attempts of up to 5 s server
+selection each, ~21 s): before ``is_outage`` such an outage dead-lettered the events."""
+
+
+async def test_a_consumer_waits_for_a_missing_store_and_dead_letters_nothing(
+    own_store: str,
+    make_settings: Callable[..., Any],
+    running_platform: Callable[..., Any],
+    unique: str,
+) -> None:
+    settings = make_settings(ServiceSettings, service_name="facts", mongodb_url=own_store)
+    topic = f"test.faults.facts.{unique}"
+    await create_topics(settings.kafka_bootstrap, [topic, dead_letter_topic(topic)])
+    app = Platform(settings, registry={Fact.EVENT_TYPE: Fact}, configure_logs=False)
+    facts = app.store("facts")
+
+    async def on_fact(event: CloudEvent[Fact]) -> None:
+        await facts.create(
+            event.data.fact_id, {"fact": event.data.fact_id}, caused_by=str(event.id)
+        )
+
+    app.subscribe(topic, handlers={Fact: on_fact}, purpose="facts")
+    await running_platform(app)
+    published: list[str] = []
+    producing = True
+
+    async def produce() -> None:
+        while producing:
+            fact_id = f"fact-{len(published):04d}"
+            await publish_events(
+                settings.kafka_bootstrap,
+                topic,
+                new_event(Fact(fact_id=fact_id), subject=fact_id, source=settings.source),
+            )
+            published.append(fact_id)
+            await asyncio.sleep(0.2)
+
+    producer = asyncio.create_task(produce())
+    try:
+        for _ in range(2):
+            await asyncio.sleep(rng.uniform(2.0, 4.0))
+            await asyncio.to_thread(local_script, "store", "stop", STORE_ENV)
+            await asyncio.sleep(OUTAGE_S)  # events keep arriving; the consumer meets no store
+            await asyncio.to_thread(local_script, "store", "start", STORE_ENV)
+        await asyncio.sleep(2.0)
+    finally:
+        producing = False
+        await producer
+
+    async def all_stored() -> bool:
+        stored = await facts.collection.count_documents({"_id": {"$in": published}})
+        return stored == len(published)
+
+    assert await eventually(all_stored, timeout_s=120), "a fact was lost"
+    dead = await read_topic(
+        settings.kafka_bootstrap, dead_letter_topic(topic), count=1, timeout_s=3
+    )
+    print(  # the figures of docs/reliability.md
+        f"consumer during store outages: outages=2x{OUTAGE_S:.0f}s published={len(published)} "
+        f"stored={await facts.collection.count_documents({})} dead_lettered={len(dead)}"
+    )
+    assert dead == [], [dict(r.headers) for r in dead[:3]]
+    assert await facts.collection.count_documents({}) == len(published)

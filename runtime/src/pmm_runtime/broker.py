@@ -7,7 +7,10 @@
 - A message that cannot be decoded or validated goes to ``<topic>.dlq`` at once, with the
   error, original topic, partition and offset in headers, and the partition moves on.
 - A handler failure is retried ``max_retries`` times with exponential backoff, then
-  dead-lettered. ``PermanentError`` skips the retries.
+  dead-lettered. ``PermanentError`` skips the retries. An outage (the store unreachable,
+  a write lock that stayed held: ``is_outage``) says nothing about the message: it is
+  retried with capped backoff for ``outage_patience_s`` (bounded in time, not in count)
+  before it is dead-lettered, so a store restart dead-letters nothing.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
+from pymongo.errors import ConnectionFailure
 
 from pmm_contracts.connection import Connection, local_connection
 from pmm_contracts.envelope import CloudEvent, EventData, EventDecodeError, decode_message
 from pmm_contracts.topics import dead_letter_topic
 from pmm_runtime import kafka_security
+from pmm_runtime.errors import Unavailable
 from pmm_runtime.logging import get_logger, library_logger
 from pmm_runtime.metrics import Metrics
 from pmm_runtime.settings import ServiceSettings
@@ -107,14 +112,38 @@ def create_broker(
     )
 
 
+def is_outage(exc: BaseException) -> bool:
+    """The store (or a write lock in it) is not there now: nothing is wrong with the
+    message, a later attempt will do."""
+    return isinstance(exc, ConnectionFailure | Unavailable)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 3
     backoff_s: float = 0.2
+    outage_patience_s: float = 240.0
+    outage_backoff_max_s: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> RetryPolicy:
-        return cls(settings.consumer_max_retries, settings.consumer_retry_backoff_s)
+        return cls(
+            settings.consumer_max_retries,
+            settings.consumer_retry_backoff_s,
+            settings.consumer_outage_patience_s,
+        )
+
+    def next_delay(self, exc: BaseException, attempt: int, outage_s: float) -> float | None:
+        """Seconds to wait before the next attempt, or None: give up (dead-letter).
+        ``attempt`` counts the failures that were not outages (for an outage: every
+        attempt, for its backoff); ``outage_s`` is how long the handler has met an outage."""
+        if is_outage(exc):
+            if outage_s >= self.outage_patience_s:
+                return None
+            return min(self.backoff_s * 2.0 ** min(attempt, 10), self.outage_backoff_max_s)
+        if attempt > self.max_retries:
+            return None
+        return self.backoff_s * 2.0 ** (attempt - 1)
 
 
 class DeadLetters:
@@ -231,10 +260,12 @@ def subscribe_events(
                 metrics.dead_lettered.labels(topic=topic).inc()
             return
         structlog.contextvars.bind_contextvars(event_id=str(event.id), event_type=event.type)
-        attempt = 0
+        attempt = 0  # failures that were not outages
+        attempts = 0
+        outage_since: float | None = None
         started = time.perf_counter()
         while True:
-            attempt += 1
+            attempts += 1
             try:
                 await handler(event)
             except PermanentError as exc:
@@ -244,11 +275,21 @@ def subscribe_events(
                 error = exc
                 if metrics:
                     metrics.failed.labels(topic=topic).inc()
-                if attempt > retry.max_retries:
+                now = time.monotonic()
+                if is_outage(exc):
+                    outage_since = outage_since if outage_since is not None else now
+                else:
+                    attempt += 1
+                outage_s = now - outage_since if outage_since is not None else 0.0
+                delay = retry.next_delay(exc, attempts if is_outage(exc) else attempt, outage_s)
+                if delay is None:
                     break
-                delay = retry.backoff_s * (2 ** (attempt - 1))
                 log.warning(
-                    "handler failed; retrying", attempt=attempt, error=repr(exc), retry_in_s=delay
+                    "store unavailable; retrying" if is_outage(exc) else "handler failed; retrying",
+                    attempt=attempts,
+                    error=repr(exc),
+                    retry_in_s=round(delay, 3),
+                    outage_s=round(outage_s, 1),
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -256,8 +297,8 @@ def subscribe_events(
                 metrics.consumed.labels(topic=topic).inc()
                 metrics.processing.labels(topic=topic).observe(time.perf_counter() - started)
             return
-        log.error("handler gave up; event dead-lettered", attempts=attempt, error=repr(error))
-        await dead_letters.send(message, error=error, group_id=group_id, attempts=attempt)
+        log.error("handler gave up; event dead-lettered", attempts=attempts, error=repr(error))
+        await dead_letters.send(message, error=error, group_id=group_id, attempts=attempts)
         if metrics:
             metrics.dead_lettered.labels(topic=topic).inc()
 

@@ -70,6 +70,13 @@ class ServiceSettings(BaseSettings):
     )
     consumer_max_retries: int = Field(default=3, ge=0, le=20)
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
+    consumer_outage_patience_s: float = Field(
+        default=240.0,
+        ge=0,
+        description="how long a handler is retried while the store is unreachable (the "
+        "message is fine; it is not dead-lettered for that); below the consumer's "
+        "max.poll.interval of 300 s",
+    )
     outbox_poll_interval_s: float = Field(
         default=5.0,
         gt=0,
