@@ -183,7 +183,7 @@ def create_app(
                 409: "Niet mogelijk",
                 503: "Dienst niet bereikbaar",
             }.get(exc.status, "Fout bij een dienst"),
-            message=exc.detail,
+            message=exc.message(),
             service=exc.service,
         )
 

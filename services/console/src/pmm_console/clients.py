@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from pmm_console.problems import Message, field_text, kind_of, problem_text
+
 SERVICES = ("register", "loket", "let", "overbrugging", "signalen")
 
 
@@ -29,16 +31,30 @@ class ServiceError(Exception):
     def detail(self) -> str:
         return str(self.problem.get("detail") or self.problem.get("title") or "")
 
-    def field_errors(self) -> dict[str, list[str]]:
-        """Messages per field path as the service names it (``household.reference``)."""
-        found: dict[str, list[str]] = {}
+    @property
+    def kind(self) -> str:
+        """The problem's kind (``rule-violation``; ``pmm_runtime.errors``)."""
+        return kind_of(self.problem, self.status)
+
+    def message(self) -> Message:
+        """The whole problem in Dutch, with the service's own detail beneath."""
+        return Message(problem_text(self.service, self.status, self.problem), self.detail)
+
+    def field_errors(self) -> dict[str, list[Message]]:
+        """Messages per field path as the service names it (``household.reference``): a
+        Dutch text per problem type, with the service's own message as its detail."""
+        found: dict[str, list[Message]] = {}
         for error in self.problem.get("errors") or ():
             if isinstance(error, Mapping) and error.get("field"):
+                name = str(error["field"])
                 message = str(error.get("message", "")).removeprefix("Value error, ")
-                found.setdefault(str(error["field"]), []).append(message)
+                kind = error.get("type")
+                text = field_text(name, str(kind) if kind else None, message, self.kind)
+                found.setdefault(name, []).append(Message(text, message))
         named = self.problem.get("field")
         if named and str(named) not in found:
-            found[str(named)] = [self.detail]
+            text = field_text(str(named), None, self.detail, self.kind)
+            found[str(named)] = [Message(text, self.detail)]
         return found
 
 
@@ -88,15 +104,28 @@ class ServiceClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        headers = {"Accept": "application/json"}
+        body, _ = await self.send(method, path, token, params=params, json=json, headers=headers)
+        return body
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, httpx.Headers]:
+        """The answer's JSON body and its headers (``call`` when only the body matters)."""
+        sent = {"Accept": "application/json", **(headers or {})}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            sent["Authorization"] = f"Bearer {token}"
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         try:
-            response = await self._http.request(
-                method, path, params=clean, json=json, headers=headers
-            )
+            response = await self._http.request(method, path, params=clean, json=json, headers=sent)
         except httpx.HTTPError as exc:
             raise Unreachable(self.name, f"not reachable ({type(exc).__name__})") from exc
         if response.status_code >= 400:
@@ -108,8 +137,8 @@ class ServiceClient:
                 problem = {"detail": str(problem)}
             raise ServiceError(self.name, response.status_code, problem)
         if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+            return None, response.headers
+        return response.json(), response.headers
 
     async def download(
         self, path: str, token: str | None, params: Mapping[str, Any] | None = None

@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 
 from pmm_console import labels
 from pmm_console.clients import Services
+from pmm_console.problems import Errors, Message
 from pmm_console.session import CSRF_FIELD, CSRF_HEADER, Session, SessionCodec
 from pmm_console.settings import ConsoleSettings
 from pmm_runtime.auth import Identity, InvalidToken, LocalIssuer, TokenVerifier
@@ -179,16 +180,14 @@ def labels_of(values: Iterable[Any] | None, table: Mapping[str, str]) -> str:
 _INDEX = re.compile(r"\.\d+(?=\.|$)")
 
 
-def errors_for_fields(
-    field_errors: Mapping[str, list[str]], known: Iterable[str]
-) -> dict[str, list[str]]:
+def errors_for_fields(field_errors: Mapping[str, list[Message]], known: Iterable[str]) -> Errors:
     """Put each message of a service under the form field it names.
 
     A service names ``household.reference``, ``life_domains.2`` or ``bottlenecks.0.subtype``;
     the message goes to the longest known field that is a prefix of that path (indexes
     ignored), else to ``_form`` (shown above the form)."""
     names = set(known)
-    placed: dict[str, list[str]] = {}
+    placed: Errors = {}
     for path, messages in field_errors.items():
         target = "_form"
         plain = _INDEX.sub("", path)

@@ -78,6 +78,12 @@ AUDIT_ACTION = {
     "case.anonymised": "Geanonimiseerd",
 }
 
+MEMBERSHIP = {  # pmm_register.domain.model.Membership
+    "candidate": "Nog niet aangesloten",
+    "member": "Aangesloten",
+    "left": "Vertrokken",
+}
+
 SIGNAL_STATUS = {"open": "Open", "closed": "Afgerond", "merged": "Samengevoegd"}
 ASSIGNMENT_STATUS = {
     "assigned": "Belegd, nog geen antwoord",

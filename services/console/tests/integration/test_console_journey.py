@@ -15,6 +15,7 @@ from .conftest import World, csrf_of, sign_in
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 VALID_BSN = "111222333"  # passes the eleven-test
+KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
 def intake_form(world: World, csrf: str, **changes: Any) -> list[tuple[str, str]]:
@@ -51,29 +52,47 @@ async def test_a_case_from_intake_through_the_work_queue_to_a_consultation(world
     assert form_page.status_code == 200
     assert f'value="{world.uwv}"' in form_page.text
     csrf = csrf_of(form_page.text)
+    key = KEY.search(form_page.text)
+    assert key, "the intake form has no idempotency key"
+    idempotency_key = key.group(1)
 
-    # A BSN in the question: the Loket refuses it, the message stands next to the field.
+    # A BSN in the question: the Loket refuses it, the message stands next to the field,
+    # in Dutch, with the Loket's own words beneath it.
     refused = await professional.post(
         "/intake",
         content=_encode(
-            intake_form(world, csrf, question=f"uitkering van BSN {VALID_BSN} gestopt")
+            intake_form(
+                world,
+                csrf,
+                question=f"uitkering van BSN {VALID_BSN} gestopt",
+                idempotency_key=idempotency_key,
+            )
         ),
         headers=_FORM,
     )
     assert refused.status_code == 422
     field = refused.text.split('id="veld-question"')[0].rsplit('<div class="field">', 1)[1]
-    assert "eleven-test" in field, "the BSN refusal is not shown on the question field"
+    assert "elfproef" in field, "the BSN refusal is not shown in Dutch on the question field"
+    assert "eleven-test" in field, "the Loket's own words are not shown on the question field"
     assert f"uitkering van BSN {VALID_BSN}" in refused.text  # what was typed stays
+    kept = KEY.search(refused.text)
+    assert kept, "the re-rendered form lost its idempotency key"
+    assert kept.group(1) == idempotency_key  # no case was made: the same submission goes on
     # A household reference that is a BSN: shown on that field.
     refused = await professional.post(
         "/intake",
-        content=_encode(intake_form(world, csrf, **{"household.reference": VALID_BSN})),
+        content=_encode(
+            intake_form(
+                world, csrf, idempotency_key=idempotency_key, **{"household.reference": VALID_BSN}
+            )
+        ),
         headers=_FORM,
     )
     assert refused.status_code == 422
     field = refused.text.split('id="veld-household-reference"')[0].rsplit('<div class="field">', 1)[
         1
     ]
+    assert "pseudoniem kenmerk" in field
     assert "eleven-test" in field
 
     # Without the CSRF token the console refuses the form before any service sees it.
@@ -83,7 +102,9 @@ async def test_a_case_from_intake_through_the_work_queue_to_a_consultation(world
     assert forged.status_code == 403
 
     submitted = await professional.post(
-        "/intake", content=_encode(intake_form(world, csrf)), headers=_FORM
+        "/intake",
+        content=_encode(intake_form(world, csrf, idempotency_key=idempotency_key)),
+        headers=_FORM,
     )
     assert submitted.status_code == 303, submitted.text
     case_url = submitted.headers["location"]
@@ -95,6 +116,34 @@ async def test_a_case_from_intake_through_the_work_queue_to_a_consultation(world
     assert "is ingediend" in case_page.text
     assert "Ingediend" in case_page.text
     assert "Handelingen" not in case_page.text  # a professional gets no workflow actions
+
+    # The same form sent again (a double click, a retry after a timeout): the Loket answers
+    # the case the key made (decision loket-0002), so there is still one case.
+    again = await professional.post(
+        "/intake",
+        content=_encode(intake_form(world, csrf, idempotency_key=idempotency_key)),
+        headers=_FORM,
+    )
+    assert again.status_code == 303, again.text
+    assert again.headers["location"] == case_url
+    assert "was al ingediend" in (await professional.get(case_url)).text
+    listed = await professional.get("/cases")
+    assert set(re.findall(r'<a href="/cases/([^"/]+)">', listed.text)) == {case_id}
+    # The same key with another body is the Loket's 422 on Idempotency-Key: said in Dutch,
+    # and the form gets a new key (sending it again is a new submission).
+    reused = await professional.post(
+        "/intake",
+        content=_encode(
+            intake_form(world, csrf, idempotency_key=idempotency_key, urgency="threatened")
+        ),
+        headers=_FORM,
+    )
+    assert reused.status_code == 422
+    assert "al eerder ingediend" in text_of(reused.text)
+    assert "Idempotency-Key" in reused.text or "idempotency key" in reused.text
+    fresh = KEY.search(reused.text)
+    assert fresh
+    assert fresh.group(1) != idempotency_key
 
     mine = await professional.get("/cases")
     assert number.group(1) in mine.text

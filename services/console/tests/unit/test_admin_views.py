@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from pmm_console import labels
 from pmm_console.app import create_app, templates
 from pmm_console.clients import PageResult, ServiceError
+from pmm_console.problems import Message
 from pmm_console.settings import ConsoleSettings
 from pmm_console.views import admin
 from pmm_register.domain.model import MEMBERSHIP_TRANSITIONS, Membership
@@ -120,10 +121,26 @@ def test_problem_details_of_the_register_land_on_their_field() -> None:
         {"detail": "a@b.example is registered already", "field": "email"},
     )
     assert admin.form_errors(conflict, admin.PROFESSIONAL_FIELDS) == {
-        "email": ["a@b.example is registered already"]
+        "email": [
+            Message("Dit bestaat al of is al in gebruik.", "a@b.example is registered already")
+        ]
     }
-    not_in_state = ServiceError("register", 409, {"detail": "gm1 cannot join: it is member"})
-    assert admin.form_errors(not_in_state, ("on",)) == {"_form": ["gm1 cannot join: it is member"]}
+    not_in_state = ServiceError(
+        "register",
+        409,
+        {
+            "type": "urn:nl:pmm:problem:not-in-state",
+            "detail": "gm1 cannot join: it is member",
+            "current_status": "member",
+        },
+    )
+    assert admin.form_errors(not_in_state, ("on",)) == {
+        "_form": [
+            Message(
+                "Dit kan niet in de huidige status (Aangesloten).", "gm1 cannot join: it is member"
+            )
+        ]
+    }
     schema = ServiceError(
         "register",
         422,
@@ -133,7 +150,7 @@ def test_problem_details_of_the_register_land_on_their_field() -> None:
         },
     )
     assert admin.form_errors(schema, admin.PROFESSIONAL_FIELDS) == {
-        "roles": ["Input should be 'ambassador', ..."]
+        "roles": [Message("Deze invoer klopt niet.", "Input should be 'ambassador', ...")]
     }
 
 

@@ -18,6 +18,7 @@ from pmm_console import labels
 from pmm_console.app import create_app, templates
 from pmm_console.clients import ServiceClient, ServiceError
 from pmm_console.context import dutch_date, dutch_money, errors_for_fields
+from pmm_console.problems import BSN_REFERENCE_TEXT, Message
 from pmm_console.settings import ConsoleSettings
 from pmm_console.views.cases import command, submission
 from pmm_loket.domain.model import ALLOWED_TRANSITIONS, Status
@@ -140,27 +141,48 @@ def test_problem_details_go_to_the_field_they_name() -> None:
         "loket",
         422,
         {
+            "type": "urn:nl:pmm:problem:invalid-input",
             "detail": "invalid input",
             "errors": [
-                {"field": "household.reference", "message": "Value error, passes the eleven-test"},
-                {"field": "life_domains.2", "message": "not a life domain"},
+                {
+                    "field": "household.reference",
+                    "message": "Value error, the household reference holds a number that "
+                    "passes the BSN eleven-test; use a pseudonymous reference",
+                    "type": "value_error",
+                },
+                {"field": "life_domains.2", "message": "not a life domain", "type": "enum"},
                 {"field": "bottlenecks.0.subtype", "message": "unknown subtype"},
-                {"field": "something_else", "message": "?"},
+                {"field": "something_else", "message": "?", "type": "missing"},
             ],
         },
     )
     placed = errors_for_fields(
         problem.field_errors(), ["household.reference", "life_domains", "bottlenecks"]
     )
-    assert placed == {
-        "household.reference": ["passes the eleven-test"],
+    assert {k: [m.detail for m in v] for k, v in placed.items()} == {
+        "household.reference": [
+            "the household reference holds a number that passes the BSN eleven-test; "
+            "use a pseudonymous reference"
+        ],
         "life_domains": ["not a life domain"],
         "bottlenecks": ["unknown subtype"],
         "_form": ["?"],
     }
+    assert {k: [m.text for m in v] for k, v in placed.items()} == {
+        "household.reference": [BSN_REFERENCE_TEXT],
+        "life_domains": ["Kies een van de mogelijkheden."],
+        "bottlenecks": ["Deze invoer klopt niet."],  # no type: the problem's kind
+        "_form": ["Dit is verplicht."],
+    }
     # A domain error that names its field (pmm_runtime.errors) lands there too.
-    rule = ServiceError("loket", 422, {"detail": "no reason", "field": "decline_reason"})
-    assert rule.field_errors() == {"decline_reason": ["no reason"]}
+    rule = ServiceError(
+        "loket",
+        422,
+        {"type": "urn:nl:pmm:problem:rule-violation", "detail": "no reason", "field": "x"},
+    )
+    assert rule.field_errors() == {
+        "x": [Message("Dit voldoet niet aan een regel van de dienst.", "no reason")]
+    }
 
 
 def test_the_intake_form_becomes_the_loket_submit_command_as_typed() -> None:

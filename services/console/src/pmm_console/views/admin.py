@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 
 from pmm_console.clients import ServiceError
 from pmm_console.context import Ctx, UserCtx, errors_for_fields
+from pmm_console.problems import Errors
 
 ADMIN = "register_admin"
 PAGE_SIZE = 50
@@ -125,12 +126,12 @@ def professional_command(form: FormData, *, new: bool) -> dict[str, Any]:
     return body
 
 
-def form_errors(error: ServiceError, fields: tuple[str, ...]) -> dict[str, list[str]]:
+def form_errors(error: ServiceError, fields: tuple[str, ...]) -> Errors:
     """The register's problem details under the fields they name; the rest above the form."""
     named = error.field_errors()
     placed = errors_for_fields(named, fields)
     if not named or error.status not in (409, 422):
-        placed.setdefault("_form", []).append(error.detail)
+        placed.setdefault("_form", []).append(error.message())
     return placed
 
 
@@ -164,7 +165,7 @@ def router() -> Any:
         page: int = 1,
         status_code: int = 200,
         values: dict[str, Any] | None = None,
-        errors: dict[str, list[str]] | None = None,
+        errors: Errors | None = None,
     ) -> Response:
         result = await ctx.services.register.page(
             "/organisations", ctx.token, page=max(page, 1), page_size=PAGE_SIZE
@@ -204,7 +205,7 @@ def router() -> Any:
         status_code: int = 200,
         open_form: str | None = None,
         values: dict[str, Any] | None = None,
-        errors: dict[str, list[str]] | None = None,
+        errors: Errors | None = None,
     ) -> Response:
         register = ctx.services.register
         org, people = await asyncio.gather(
@@ -281,7 +282,7 @@ def router() -> Any:
         status_code: int = 200,
         open_form: str | None = None,
         values: dict[str, Any] | None = None,
-        errors: dict[str, list[str]] | None = None,
+        errors: Errors | None = None,
     ) -> Response:
         person = await ctx.services.register.get(f"/professionals/{professional_id}", ctx.token)
         org = await ctx.services.register.get(f"/organisations/{person['organisation']}", ctx.token)

@@ -4,6 +4,7 @@ and the consultations addressed to my organisation."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,8 +15,10 @@ from starlette.datastructures import FormData
 from pmm_console import labels
 from pmm_console.clients import PageResult, ServiceError
 from pmm_console.context import Ctx, UserCtx, errors_for_fields
+from pmm_console.problems import IDEMPOTENCY_FIELD, Errors, Message
 
 STAFF = ("case_director", "pmm_staff")
+IDEMPOTENCY_FORM_FIELD = "idempotency_key"  # hidden field of the intake form
 PAGE_SIZE = 50
 
 INTAKE_FIELDS = (
@@ -161,11 +164,11 @@ def command(action: str, form: FormData) -> dict[str, Any]:
     return _drop_empty(body)
 
 
-def action_errors(action: str, error: ServiceError) -> dict[str, list[str]]:
+def action_errors(action: str, error: ServiceError) -> Errors:
     fields = error.field_errors()
     if action == "evaluate":
         known = [f"lp{s}_{f}" for s in range(LEARNING_POINT_SLOTS) for f in LEARNING_POINT_FIELDS]
-        renamed: dict[str, list[str]] = {}
+        renamed: Errors = {}
         for path, messages in fields.items():
             parts = path.split(".")
             if parts[0] == "learning_points" and len(parts) >= 3 and parts[1].isdigit():
@@ -175,7 +178,7 @@ def action_errors(action: str, error: ServiceError) -> dict[str, list[str]]:
     else:
         placed = errors_for_fields(fields, ACTIONS[action][1])
     if not fields or error.status != 422:
-        placed.setdefault("_form", []).append(error.detail)
+        placed.setdefault("_form", []).append(error.message())
     return placed
 
 
@@ -193,12 +196,12 @@ def by_urgency(cases: Iterable[dict[str, Any]], deadline: str = "case_due") -> l
     )
 
 
-async def organisations(ctx: Ctx) -> tuple[list[dict[str, Any]], str | None]:
+async def organisations(ctx: Ctx) -> tuple[list[dict[str, Any]], Message | None]:
     """The register's organisations as this person may read them (or why not)."""
     try:
         answer = await ctx.services.register.get("/organisations", ctx.token, {"page_size": 200})
     except ServiceError as exc:
-        return [], exc.detail
+        return [], exc.message()
     items = answer.get("items", []) if isinstance(answer, dict) else answer
     return sorted(items, key=lambda o: str(o.get("name"))), None
 
@@ -211,6 +214,24 @@ async def case_directors(ctx: Ctx) -> list[dict[str, Any]]:
     except ServiceError:
         return []
     return sorted(page.items, key=lambda p: str(p.get("name")))
+
+
+def new_idempotency_key() -> str:
+    """One key per rendered intake form (decision loket-0002): sent as the Loket's
+    ``Idempotency-Key`` header, so a double submit or a retried post makes one case."""
+    return str(uuid.uuid4())
+
+
+async def submit_case(
+    ctx: Ctx, body: dict[str, Any], idempotency_key: str | None
+) -> tuple[dict[str, Any], bool]:
+    """The Loket's intake under the form's key: the case, and whether the Loket answered
+    the case this key made before (``Idempotent-Replayed: true``) instead of a new one."""
+    headers = {IDEMPOTENCY_FIELD: idempotency_key} if idempotency_key else None
+    case, answered = await ctx.services.loket.send(
+        "POST", "/cases", ctx.token, json=body, headers=headers
+    )
+    return case, answered.get("Idempotent-Replayed", "").lower() == "true"
 
 
 def names(items: Iterable[dict[str, Any]], key: str = "code") -> dict[str, str]:
@@ -226,7 +247,7 @@ def router() -> Any:
         ctx: Ctx,
         status_code: int = 200,
         values: dict[str, Any] | None = None,
-        errors: dict[str, list[str]] | None = None,
+        errors: Errors | None = None,
     ) -> Response:
         orgs, orgs_problem = await organisations(ctx)
         return ctx.render(
@@ -240,23 +261,32 @@ def router() -> Any:
 
     @web.get("/intake")
     async def intake(ctx: UserCtx) -> Response:
-        return await intake_page(ctx)
+        return await intake_page(ctx, values={IDEMPOTENCY_FORM_FIELD: new_idempotency_key()})
 
     @web.post("/intake")
     async def submit(ctx: UserCtx) -> Response:
         form = await ctx.form()
         body = submission(form)
+        key = _text(form, IDEMPOTENCY_FORM_FIELD)
         try:
-            case = await ctx.services.loket.post("/cases", ctx.token, body)
+            case, replayed = await submit_case(ctx, body, key)
         except ServiceError as exc:
             if exc.status not in (403, 409, 422):
                 raise
-            errors = errors_for_fields(exc.field_errors(), INTAKE_FIELDS)
-            if exc.status != 422 or not exc.field_errors():
-                errors.setdefault("_form", []).append(exc.detail)
+            named = exc.field_errors()
+            errors = errors_for_fields(named, INTAKE_FIELDS)
+            if exc.status != 422 or not named:
+                errors.setdefault("_form", []).append(exc.message())
             values = {k: form.getlist(k) if k in MULTI_FIELDS else form.get(k) for k in form}
+            if IDEMPOTENCY_FIELD in named or not key:
+                # the key made another case already (or the page had none): a new one, so
+                # that sending the form again is a new submission
+                values[IDEMPOTENCY_FORM_FIELD] = new_idempotency_key()
             return await intake_page(ctx, 422, values, errors)
-        ctx.session.say(f"Casus {case['number']} is ingediend bij het Maatwerkloket.")
+        if replayed:
+            ctx.session.say(f"Casus {case['number']} was al ingediend; er is geen tweede gemaakt.")
+        else:
+            ctx.session.say(f"Casus {case['number']} is ingediend bij het Maatwerkloket.")
         return RedirectResponse(f"/cases/{case['id']}", status_code=303)
 
     # Lists ------------------------------------------------------------------------------
@@ -340,7 +370,7 @@ def router() -> Any:
         status_code: int = 200,
         open_action: str | None = None,
         values: dict[str, Any] | None = None,
-        errors: dict[str, list[str]] | None = None,
+        errors: Errors | None = None,
     ) -> Response:
         case = await ctx.services.loket.get(f"/cases/{case_id}", ctx.token)
         audit: list[dict[str, Any]] | None = None
@@ -433,7 +463,7 @@ def router() -> Any:
             items = listing.get("items", []) if isinstance(listing, dict) else listing
             placed = errors_for_fields(exc.field_errors(), ["answer"])
             if exc.status != 422:
-                placed.setdefault("_form", []).append(exc.detail)
+                placed.setdefault("_form", []).append(exc.message())
             return ctx.render(
                 "consultations.html",
                 422,

@@ -12,6 +12,7 @@ from starlette.datastructures import FormData
 from pmm_console import labels
 from pmm_console.clients import ServiceError
 from pmm_console.context import Ctx, UserCtx, errors_for_fields
+from pmm_console.problems import Errors
 from pmm_console.views.cases import names, organisations
 
 PAGE_SIZE = 25
@@ -62,7 +63,7 @@ def router() -> Any:
         status_code: int = 200,
         open_action: str | None = None,
         values: dict[str, Any] | None = None,
-        errors: dict[str, list[str]] | None = None,
+        errors: Errors | None = None,
     ) -> Response:
         escalation = await ctx.services.let.get(f"/escalations/{escalation_id}", ctx.token)
         actions = (
@@ -119,7 +120,7 @@ def router() -> Any:
             fields = ACTIONS.get(action, ("", ()))[1]
             errors = errors_for_fields(exc.field_errors(), fields)
             if exc.status != 422 or not exc.field_errors():
-                errors.setdefault("_form", []).append(exc.detail)
+                errors.setdefault("_form", []).append(exc.message())
             values = {k: form.get(k) for k in form}
             return await escalation_page(ctx, escalation_id, exc.status, action, values, errors)
         ctx.session.say("Vastgelegd bij het LET.")

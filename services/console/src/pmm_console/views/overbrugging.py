@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 from pmm_console import labels
 from pmm_console.clients import ServiceError
 from pmm_console.context import Ctx, UserCtx, errors_for_fields
+from pmm_console.problems import Errors
 from pmm_console.views.cases import _amount, names, organisations
 
 PAGE_SIZE = 25
@@ -106,7 +107,7 @@ def router() -> Any:
         status_code: int = 200,
         open_action: str | None = None,
         values: dict[str, Any] | None = None,
-        errors: dict[str, list[str]] | None = None,
+        errors: Errors | None = None,
     ) -> Response:
         application = await ctx.services.overbrugging.get(
             f"/applications/{application_id}", ctx.token
@@ -146,14 +147,14 @@ def router() -> Any:
                 raise
             errors = errors_for_fields(exc.field_errors(), fields)
             if exc.status != 422 or not exc.field_errors():
-                errors.setdefault("_form", []).append(exc.detail)
+                errors.setdefault("_form", []).append(exc.message())
             values = {k: form.get(k) for k in form}
             return await application_page(ctx, application_id, exc.status, action, values, errors)
         ctx.session.say("Vastgelegd bij de overbruggingsprocedure.")
         return RedirectResponse(f"/applications/{application_id}", status_code=303)
 
     async def budget_page(
-        ctx: Ctx, year: int, status_code: int = 200, errors: dict[str, list[str]] | None = None
+        ctx: Ctx, year: int, status_code: int = 200, errors: Errors | None = None
     ) -> Response:
         figures: dict[str, Any] | None = None
         missing: str | None = None
@@ -188,7 +189,7 @@ def router() -> Any:
                 raise
             errors = errors_for_fields(exc.field_errors(), ("total",))
             if exc.status != 422 or not exc.field_errors():
-                errors.setdefault("_form", []).append(exc.detail)
+                errors.setdefault("_form", []).append(exc.message())
             return await budget_page(ctx, year, exc.status, errors)
         ctx.session.say(f"Budget {year} vastgelegd.")
         return RedirectResponse(f"/budget?year={year}", status_code=303)

@@ -59,7 +59,7 @@ def router() -> Any:
         (orgs, orgs_problem), result, urgent_line = await asyncio.gather(
             organisations(ctx), found(), urgent()
         )
-        problem = result.detail if isinstance(result, ServiceError) else orgs_problem
+        problem = result.message() if isinstance(result, ServiceError) else orgs_problem
         values = {**params, "page": page}
         template = (
             "_register_results.html" if ctx.request.headers.get("HX-Request") else ("register.html")

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from pmm_console import report as layout
 from pmm_console.clients import ServiceError
 from pmm_console.context import UserCtx, errors_for_fields
+from pmm_console.problems import Errors
 from pmm_console.views.cases import names, organisations
 
 PAGE_SIZE = 25
@@ -43,7 +44,7 @@ def router() -> Any:
         signal_id: str,
         status_code: int = 200,
         values: dict[str, Any] | None = None,
-        errors: dict[str, list[str]] | None = None,
+        errors: Errors | None = None,
     ) -> Response:
         signal = await ctx.services.signalen.get(f"/signals/{signal_id}", ctx.token)
         orgs, _ = await organisations(ctx)
@@ -82,7 +83,7 @@ def router() -> Any:
                 raise
             errors = errors_for_fields(exc.field_errors(), ("status", "explanation", "forward_to"))
             if exc.status != 422 or not exc.field_errors():
-                errors.setdefault("_form", []).append(exc.detail)
+                errors.setdefault("_form", []).append(exc.message())
             return await signal_page(ctx, signal_id, exc.status, dict(form), errors)
         ctx.session.say("Uw opvolging is vastgelegd bij Systeemleren.")
         return RedirectResponse(f"/signals/{signal_id}", status_code=303)
