@@ -201,6 +201,24 @@ class ServiceClient:
             )
         return self._read_page(path, answer, page, page_size)
 
+    async def every(
+        self,
+        path: str,
+        token: str | None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        page_size: int = 200,
+        max_pages: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Every item of a list route, page by page (at most ``max_pages`` pages)."""
+        found: list[dict[str, Any]] = []
+        for number in range(1, max_pages + 1):
+            result = await self.page(path, token, params, page=number, page_size=page_size)
+            found.extend(result.items)
+            if not result.has_next or not result.items:
+                break
+        return found
+
     def _read_page(self, path: str, answer: Any, page: int, page_size: int) -> PageResult:
         if isinstance(answer, Mapping) and isinstance(answer.get("items"), list):
             total = answer.get("total")

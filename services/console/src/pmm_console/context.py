@@ -98,6 +98,7 @@ class Ctx:
             csrf_token=self.session.csrf,
             csrf_field=CSRF_FIELD,
             who=self.identity,
+            organisation_name=self.session.organisation_name,
             flash=self.session.take_flash(),
             dev_login=self.console.dev_issuer is not None,
             L=labels,

@@ -37,16 +37,19 @@ class Session:
     expires: float = 0.0
     flash: str | None = None
     changed: bool = True
+    organisation_name: str | None = None  # for the header (the token carries the code only)
 
-    def sign_in(self, token: str, *, hours: float) -> None:
+    def sign_in(self, token: str, *, hours: float, organisation_name: str | None = None) -> None:
         """A new CSRF secret with every sign-in (no fixation of a pre-login token)."""
         self.token = token
+        self.organisation_name = organisation_name
         self.csrf = secrets.token_urlsafe(24)
         self.expires = time.time() + hours * 3600
         self.changed = True
 
     def sign_out(self) -> None:
         self.token = None
+        self.organisation_name = None
         self.csrf = secrets.token_urlsafe(24)
         self.expires = 0.0
         self.changed = True
@@ -79,6 +82,8 @@ class SessionCodec:
         data: dict[str, Any] = {"c": session.csrf}
         if session.token:
             data.update(t=session.token, e=session.expires)
+            if session.organisation_name:
+                data["o"] = session.organisation_name
         if session.flash:
             data["f"] = session.flash
         payload = _b64(json.dumps(data, separators=(",", ":")).encode())
@@ -101,6 +106,8 @@ class SessionCodec:
         if isinstance(token, str) and isinstance(expires, int | float):
             if expires > (time.time() if now is None else now):
                 session.token, session.expires = token, float(expires)
+                name = data.get("o")
+                session.organisation_name = name if isinstance(name, str) else None
             else:
                 session.changed = True  # expired: signed out
         return session

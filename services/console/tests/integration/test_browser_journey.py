@@ -164,7 +164,8 @@ async def test_intake_to_work_queue_in_a_real_browser(
     # The Loket's refusal stands next to the question, and the question is marked invalid.
     question = page.get_by_label("Uw vraag aan het Maatwerkloket")
     await expect(question).to_have_attribute("aria-invalid", "true")
-    await expect(page.locator("#fout-question")).to_contain_text("eleven-test")
+    await expect(page.locator("#fout-question")).to_contain_text("elfproef")  # in Dutch
+    await expect(page.locator("#fout-question")).to_contain_text("eleven-test")  # the Loket's
     await expect(page.get_by_label("Schulden")).to_be_checked()  # what was typed stays
     await shot(page, "03-intake-bsn-geweigerd")
 
@@ -598,6 +599,7 @@ async def test_an_organisation_contact_answers_its_signal_in_a_real_browser(
         explanation = page.get_by_label("Toelichting: de maatregel, of waarom geen")
         await explanation.fill("zie BSN 111222333")
         await page.get_by_role("button", name="Opvolging versturen").click()
+        await expect(page.locator("#fout-explanation")).to_contain_text("elfproef")
         await expect(page.locator("#fout-explanation")).to_contain_text("eleven-test")
         await shot(page, "31-signaal-bsn-geweigerd")
         await page.get_by_label("Maatregel genomen").check()

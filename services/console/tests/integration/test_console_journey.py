@@ -46,6 +46,8 @@ def text_of(page: str) -> str:
 async def test_a_case_from_intake_through_the_work_queue_to_a_consultation(world: World) -> None:
     professional = world.browser()
     await sign_in(professional, world.municipality, "maatwerk_professional", world.professional)
+    header = (await professional.get("/")).text.split('<div class="user">')[1].split("</div>")[0]
+    assert f"Gemeente Teststad {world.unique[:4]}" in header  # the name, not the code
 
     # The intake form lists the organisations of the register.
     form_page = await professional.get("/intake")

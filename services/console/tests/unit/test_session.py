@@ -68,3 +68,18 @@ def test_a_flash_message_is_shown_once() -> None:
     again = codec.open(codec.seal(opened))
     assert again is not None
     assert again.flash is None
+
+
+def test_the_organisation_name_for_the_header_lives_as_long_as_the_sign_in() -> None:
+    codec = SessionCodec("a-secret-of-sufficient-length")
+    session = Session()
+    session.sign_in("t", hours=1, organisation_name="Gemeente Amsterdam")
+    opened = codec.open(codec.seal(session))
+    assert opened is not None
+    assert opened.organisation_name == "Gemeente Amsterdam"
+    expired = codec.open(codec.seal(session), now=time.time() + 3601)
+    assert expired is not None
+    assert expired.organisation_name is None
+    session.sign_out()
+    assert session.organisation_name is None
+    assert codec.open(codec.seal(session)).organisation_name is None  # type: ignore[union-attr]

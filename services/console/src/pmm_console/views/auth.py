@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from pmm_console.clients import ServiceError
 from pmm_console.context import AnyCtx, Ctx, UserCtx
 from pmm_console.labels import ROLES
+from pmm_console.problems import Message
 from pmm_runtime.auth import InvalidToken
 
 DEV_READER = ("pmm", "register_admin", "console-dev-login")
@@ -36,11 +37,11 @@ async def _register_choices(ctx: Ctx, organisation: str | None) -> dict[str, Any
     token = issuer.issue(subject=sub, organisation=org, roles=[role], name="Console (dev)")
     organisations: list[dict[str, Any]] = []
     people: list[dict[str, Any]] = []
-    problem: str | None = None
+    problem: Message | None = None
     try:
-        answer = await ctx.services.register.get("/organisations", token)
+        every = await ctx.services.register.every("/organisations", token)
         organisations = sorted(
-            (o for o in _items(answer) if o.get("is_member")), key=lambda o: str(o.get("name"))
+            (o for o in every if o.get("is_member")), key=lambda o: str(o.get("name"))
         )
         chosen = organisation or (organisations[0]["code"] if organisations else None)
         if chosen:
@@ -50,7 +51,8 @@ async def _register_choices(ctx: Ctx, organisation: str | None) -> dict[str, Any
             people = sorted(page.items, key=lambda p: str(p.get("name")))
         organisation = chosen
     except ServiceError as exc:
-        problem = f"Het register antwoordt niet zoals verwacht: {exc.detail}"
+        dutch = exc.message()
+        problem = Message(f"Het register antwoordt niet zoals verwacht. {dutch.text}", dutch.detail)
     return {
         "organisations": organisations,
         "people": people,
@@ -59,10 +61,14 @@ async def _register_choices(ctx: Ctx, organisation: str | None) -> dict[str, Any
     }
 
 
-def _items(answer: Any) -> list[dict[str, Any]]:
-    if isinstance(answer, dict):
-        return list(answer.get("items") or [])
-    return list(answer or [])
+async def _organisation_name(ctx: Ctx, token: str, code: str) -> str | None:
+    """The register's name of the person's organisation, for the header (if readable)."""
+    try:
+        org = await ctx.services.register.get(f"/organisations/{code}", token)
+    except ServiceError:
+        return None
+    name = org.get("name") if isinstance(org, dict) else None
+    return str(name) if name else None
 
 
 def router() -> Any:
@@ -113,7 +119,12 @@ def router() -> Any:
             roles=[role],
             name=str(chosen["name"]) if chosen else None,
         )
-        ctx.session.sign_in(token, hours=ctx.console.settings.session_hours)
+        named = {str(o.get("code")): o.get("name") for o in choices["organisations"]}
+        ctx.session.sign_in(
+            token,
+            hours=ctx.console.settings.session_hours,
+            organisation_name=str(named.get(organisation) or "") or None,
+        )
         return RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
 
     @web.post("/login/token")
@@ -123,7 +134,7 @@ def router() -> Any:
         if token.lower().startswith("bearer "):
             token = token[7:].strip()
         try:
-            ctx.console.verifier.verify(token)
+            identity = ctx.console.verifier.verify(token)
         except InvalidToken as exc:
             choices = await _register_choices(ctx, None) if ctx.console.dev_issuer else {}
             return ctx.render(
@@ -135,7 +146,11 @@ def router() -> Any:
                 values={},
                 **choices,
             )
-        ctx.session.sign_in(token, hours=ctx.console.settings.session_hours)
+        ctx.session.sign_in(
+            token,
+            hours=ctx.console.settings.session_hours,
+            organisation_name=await _organisation_name(ctx, token, identity.organisation),
+        )
         return RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
 
     @web.post("/logout")

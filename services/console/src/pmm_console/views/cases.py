@@ -197,13 +197,13 @@ def by_urgency(cases: Iterable[dict[str, Any]], deadline: str = "case_due") -> l
 
 
 async def organisations(ctx: Ctx) -> tuple[list[dict[str, Any]], Message | None]:
-    """The register's organisations as this person may read them (or why not)."""
+    """The register's organisations as this person may read them (or why not): every page,
+    so that each code on a page gets its name (there are more than a page of municipalities)."""
     try:
-        answer = await ctx.services.register.get("/organisations", ctx.token, {"page_size": 200})
+        found = await ctx.services.register.every("/organisations", ctx.token)
     except ServiceError as exc:
         return [], exc.message()
-    items = answer.get("items", []) if isinstance(answer, dict) else answer
-    return sorted(items, key=lambda o: str(o.get("name"))), None
+    return sorted(found, key=lambda o: str(o.get("name"))), None
 
 
 async def case_directors(ctx: Ctx) -> list[dict[str, Any]]:
