@@ -61,6 +61,7 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["datum"] = ctx_module.dutch_date
+    env.filters["cents"] = ctx_module.dutch_cents
     env.filters["euro"] = ctx_module.dutch_money
     env.filters["label"] = ctx_module.label
     env.filters["labels"] = ctx_module.labels_of

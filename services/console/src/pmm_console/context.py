@@ -166,6 +166,14 @@ def dutch_money(value: Any) -> str:
     return "€\u00a0" + amount.replace(",", "_").replace(".", ",").replace("_", ".")
 
 
+def dutch_cents(value: Any) -> str:
+    """An amount in cents (as the Loket keeps bridging amounts) the Dutch way."""
+    try:
+        return dutch_money(int(value) / 100)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def label(value: Any, table: Mapping[str, str]) -> str:
     if value is None:
         return "-"

@@ -122,6 +122,29 @@ ESCALATION_ACTIONS: dict[str, list[str]] = {
     "held": ["agreement", "outcome"],
 }
 
+# The LET's and the overbruggingsprocedure's state as the Loket keeps it in the case file
+# (services/loket: Case.escalation_update, Case.bridging_update).
+CASE_ESCALATION_STATUS = {
+    "requested": "Gevraagd, nog niet bij het LET",
+    "opened": "Bij het LET",
+    "admitted": "Ontvankelijk",
+    "refused": "Niet ontvankelijk",
+    "concluded": "Afgerond",
+    "withdrawn": "Ingetrokken",
+}
+CASE_BRIDGING_STATUS = {
+    "requested": "Gevraagd",
+    "received": "Ontvangen",
+    "approved": "Toegekend",
+    "rejected": "Afgewezen",
+    "paid": "Betaald",
+    "determined": "Verantwoordelijke partij bepaald",
+    "recovering": "Terugvordering loopt",
+    "recovered": "Terugbetaald",
+    "released": "Garantie vervallen",
+    "written_off": "Afgeschreven",
+}
+
 APPLICATION_STATUS = {
     "received": "Ontvangen",
     "approved": "Toegekend",

@@ -90,7 +90,7 @@ INPUT_TEXT = {
     "date_from_datetime_parsing": "Vul een geldige datum in.",
     "date_type": "Vul een geldige datum in.",
     "datetime_parsing": "Vul een geldige datum en tijd in.",
-    "too_short": "Kies of vul er minstens één in.",
+    "too_short": "Dit zijn er te weinig.",
     "too_long": "Dit zijn er te veel.",
     "list_type": "Kies een of meer mogelijkheden.",
     "extra_forbidden": "Dit hoort niet bij dit formulier.",

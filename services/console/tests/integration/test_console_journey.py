@@ -207,6 +207,30 @@ async def test_a_case_from_intake_through_the_work_queue_to_a_consultation(world
     assert "kan de uitkering met terugwerkende kracht?" in page.text
     assert "nog geen antwoord" in page.text
 
+    # A bridging request from the case file: the Loket's 422 in Dutch on the field, then
+    # the request as the case file shows it (Dutch labels, names, the amount in euros).
+    bridging = [
+        ("provision", "huurbetaling tijdens de herstart van de uitkering"),
+        ("provider", "woningcorporatie"),
+        ("estimated_amount", "1.250,50"),
+        ("candidate_payers", world.municipality),
+        ("legal_frameworks", "participatiewet"),
+        ("dispute", "gemeente en UWV wijzen naar elkaar voor de huur"),
+        ("settle_attempt", "twee overleggen tussen gemeente en UWV zonder uitkomst"),
+    ]
+    r = await act("bridging", bridging)
+    assert r.status_code == 422
+    field = r.text.split('id="fout-candidate_payers"')[1].split("</p>")[0]
+    assert "Dit zijn er te weinig." in field  # in Dutch, the Loket's words beneath
+    r = await act("bridging", [*bridging, ("candidate_payers", world.uwv)])
+    assert r.status_code == 303, text_of(r.text)[:1500]
+    page = text_of((await director.get(case_url)).text)
+    section = page.split("Overbruggingsprocedure")[1]
+    assert "Gevraagd" in section
+    assert "€ 1.250,50" in section
+    assert f"UWV test {world.unique[:4]}" in section
+    assert "estimated_amount_cents" not in page
+
     # A state the workflow does not allow: the Loket's 409 is shown, not hidden.
     r = await act("resume", [])
     assert r.status_code == 409

@@ -1,6 +1,6 @@
-"""Systeemleren's pages as people read them: no code of the vocabulary, no signal status and
-no organisation code in the visible text of the signals list, a signal and the yearly
-report; organisations are named from every page of the register."""
+"""Pages as people read them: no code of the vocabulary, no status and no organisation code
+in the visible text of the signals list, a signal, the yearly report and the LET and
+bridging state of a case file; organisations are named from every page of the register."""
 
 from __future__ import annotations
 
@@ -35,6 +35,20 @@ CODES = {
     "solved",
     "partly_solved",
     "not_solved",
+    # the LET's and the overbruggingsprocedure's state in a case file, and its keys
+    *labels.CASE_ESCALATION_STATUS,
+    *labels.CASE_BRIDGING_STATUS,
+    *labels.LEDGER_KIND,
+    *labels.BRIDGING_FORM,
+    "breakthrough",
+    "request_id",
+    "escalation_id",
+    "application_id",
+    "estimated_amount_cents",
+    "approved_amount_cents",
+    "booked_cents",
+    "candidate_payers",
+    "responsible_party",
 }
 
 
@@ -220,3 +234,66 @@ async def test_organisations_are_named_from_every_page_of_the_register() -> None
     finally:
         await client.aclose()
     assert [o["code"] for o in found] == [o["code"] for o in everyone]
+
+
+def test_the_let_and_bridging_state_of_a_case_file_speak_dutch() -> None:
+    """As the Loket keeps them (services/loket: Case.escalation_update, bridging_update)."""
+    case = {
+        "id": "case-1",
+        "number": "LMM-2026-0001",
+        "status": "in_progress",
+        "urgency": "acute",
+        "submitting_organisation": "gm0363",
+        "submitter_kind": "municipality",
+        "household": {"reference": "hh-1", "adults": 1, "children": 2},
+        "life_domains": ["income"],
+        "bottlenecks": [{"type": "cooperation"}],
+        "organisations_involved": ["uwv01"],
+        "legal_basis": "consent",
+        "timeliness": {"intake": "on_time", "case": "on_time"},
+        "escalation": {
+            "request_id": "r-1",
+            "status": "concluded",
+            "organisations": ["uwv01", "svb01"],
+            "justification": "twee keer geconsulteerd",
+            "escalation_id": "e-1",
+            "outcome": "breakthrough",
+            "summary": "UWV betaalt met terugwerkende kracht",
+        },
+        "bridging": [
+            {
+                "request_id": "r-2",
+                "status": "recovering",
+                "requested_on": "2026-11-02",
+                "provision": "huurbetaling",
+                "provider": "woningcorporatie",
+                "candidate_payers": ["gm0363", "uwv01"],
+                "estimated_amount_cents": 125050,
+                "application_id": "a-1",
+                "form": "advance",
+                "approved_amount_cents": 125050,
+                "decision_reason": None,
+                "responsible_party": "uwv01",
+                "recovery_requested_cents": 125050,
+                "booked_cents": {"commitment": 125050, "payment": 125050, "recovery": 0},
+            }
+        ],
+    }
+    page = render(
+        "case.html",
+        STAFF,
+        case=case,
+        audit=None,
+        timeline=[],
+        actions=[],
+        org_names=ORGS,
+        director_names={},
+        organisations=[],
+        slots=range(2),
+    )
+    assert raw_codes(page) == set()
+    text = visible(page)
+    assert "Doorbraak" in text
+    assert "€ 1.250,50" in text  # (visible() reads the no-break space as a space)
+    assert "Terugvordering loopt" in text
+    assert 'href="/applications/a-1"' in page
