@@ -297,3 +297,49 @@ def test_the_let_and_bridging_state_of_a_case_file_speak_dutch() -> None:
     assert "€ 1.250,50" in text  # (visible() reads the no-break space as a space)
     assert "Terugvordering loopt" in text
     assert 'href="/applications/a-1"' in page
+
+
+def test_an_escalation_names_its_people_from_the_register() -> None:
+    escalation = {
+        "id": "e-1",
+        "case_number": "LMM-2026-0001",
+        "status": "scheduled",
+        "opened_at": "2026-11-02T10:00:00+00:00",
+        "requested_by": "regie-1",
+        "organisations_involved": ["uwv01", "gm0363"],
+        "justification": "twee keer geconsulteerd",
+        "question": "wie betaalt?",
+        "session": {
+            "session_date": "2026-12-20",
+            "chair_id": "chair-1",
+            "invited": [
+                {"executive_id": "x-uwv", "organisation": "uwv01"},
+                {"executive_id": "x-gm2", "organisation": "gm0363", "deputy_for": "x-gm1"},
+            ],
+            "present": None,
+        },
+        "agreements": [],
+    }
+    people = {
+        "regie-1": "Rita Regie",
+        "chair-1": "Carla Voorzitter",
+        "x-uwv": "Bert Bestuurder",
+        "x-gm2": "Wim Wethouder",
+        "x-gm1": "Anna Burgemeester",
+    }
+    page = render(
+        "escalation.html",
+        STAFF,
+        e=escalation,
+        actions=["attendance"],
+        proposal=None,
+        session_date="2026-12-20",
+        open_action=None,
+        org_names=ORGS,
+        person_names=people,
+    )
+    text = visible(page)
+    for person_id, name in people.items():
+        assert name in text
+        assert not re.search(rf"(?<![\w-]){person_id}(?![\w-])", text), person_id
+    assert raw_codes(page) == set()

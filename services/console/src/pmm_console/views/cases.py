@@ -234,6 +234,22 @@ async def submit_case(
     return case, answered.get("Idempotent-Replayed", "").lower() == "true"
 
 
+async def people(ctx: Ctx, ids: Iterable[str | None]) -> dict[str, str]:
+    """The register's names of these people (ids it does not answer stay ids on the page)."""
+    wanted = sorted({i for i in ids if i})
+
+    async def one(person: str) -> tuple[str, str] | None:
+        try:
+            found = await ctx.services.register.get(f"/professionals/{person}", ctx.token)
+        except ServiceError:
+            return None
+        name = found.get("name") if isinstance(found, dict) else None
+        return (person, str(name)) if name else None
+
+    answers = await asyncio.gather(*(one(i) for i in wanted))
+    return dict(a for a in answers if a is not None)
+
+
 def names(items: Iterable[dict[str, Any]], key: str = "code") -> dict[str, str]:
     return {str(i.get(key)): str(i.get("name")) for i in items}
 

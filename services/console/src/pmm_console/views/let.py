@@ -13,7 +13,7 @@ from pmm_console import labels
 from pmm_console.clients import ServiceError
 from pmm_console.context import Ctx, UserCtx, errors_for_fields
 from pmm_console.problems import Errors
-from pmm_console.views.cases import names, organisations
+from pmm_console.views.cases import names, organisations, people
 
 PAGE_SIZE = 25
 
@@ -85,7 +85,18 @@ def router() -> Any:
             except ServiceError as exc:
                 if exc.status not in (403, 409, 422):
                     raise
+        session = escalation.get("session") or {}
+        invited = [*(session.get("invited") or []), *((proposal or {}).get("invited") or [])]
         orgs, _ = await organisations(ctx)
+        person_names = await people(
+            ctx,
+            [
+                escalation.get("requested_by"),
+                session.get("chair_id"),
+                *(i.get("executive_id") for i in invited),
+                *(i.get("deputy_for") for i in invited),
+            ],
+        )
         return ctx.render(
             "escalation.html",
             status_code,
@@ -97,6 +108,7 @@ def router() -> Any:
             values=values or {},
             errors=errors or {},
             org_names=names(orgs),
+            person_names=person_names,
         )
 
     @web.get("/escalations/{escalation_id}")
