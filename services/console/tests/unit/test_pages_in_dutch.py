@@ -251,6 +251,7 @@ def test_the_let_and_bridging_state_of_a_case_file_speak_dutch() -> None:
         "organisations_involved": ["uwv01"],
         "legal_basis": "consent",
         "timeliness": {"intake": "on_time", "case": "on_time"},
+        "notes": [{"at": "2026-11-03T09:00:00+00:00", "by": "pmm:regie-1", "text": "gebeld"}],
         "escalation": {
             "request_id": "r-1",
             "status": "concluded",
@@ -283,11 +284,12 @@ def test_the_let_and_bridging_state_of_a_case_file_speak_dutch() -> None:
         "case.html",
         STAFF,
         case=case,
-        audit=None,
-        timeline=[],
+        audit=[{"at": "2026-11-03T09:00:00+00:00", "actor": "pmm:regie-1", "action": "case.note"}],
+        timeline=[{"at": "2026-11-03T09:00:00+00:00", "what": "Notitie", "who": "pmm:regie-1"}],
         actions=[],
         org_names=ORGS,
         director_names={},
+        actor_names={"pmm:regie-1": "Rita Regie (PMM)"},
         organisations=[],
         slots=range(2),
     )
@@ -297,6 +299,8 @@ def test_the_let_and_bridging_state_of_a_case_file_speak_dutch() -> None:
     assert "€ 1.250,50" in text  # (visible() reads the no-break space as a space)
     assert "Terugvordering loopt" in text
     assert 'href="/applications/a-1"' in page
+    assert text.count("Rita Regie (PMM)") == 3  # the note, the timeline, the audit trail
+    assert "pmm:regie-1" not in text
 
 
 def test_an_escalation_names_its_people_from_the_register() -> None:

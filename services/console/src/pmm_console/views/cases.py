@@ -250,6 +250,20 @@ async def people(ctx: Ctx, ids: Iterable[str | None]) -> dict[str, str]:
     return dict(a for a in answers if a is not None)
 
 
+async def named_actors(
+    ctx: Ctx, actors: Iterable[str], org_names: dict[str, str]
+) -> dict[str, str]:
+    """``organisation:person`` as audit trails and notes name people -> ``Name (Organisation)``
+    from the register (what it does not know stays as it is)."""
+    split = {a: a.partition(":") for a in actors}
+    persons = await people(ctx, [p for _, sep, p in split.values() if sep])
+    return {
+        actor: f"{persons[person]} ({org_names.get(org, org)})"
+        for actor, (org, sep, person) in split.items()
+        if sep and person in persons
+    }
+
+
 def names(items: Iterable[dict[str, Any]], key: str = "code") -> dict[str, str]:
     return {str(i.get(key)): str(i.get("name")) for i in items}
 
@@ -403,6 +417,15 @@ def router() -> Any:
         )
         orgs, _ = await organisations(ctx)
         directors = await case_directors(ctx) if actions else []
+        actors = {
+            str(a)
+            for a in [
+                *(n.get("by") for n in case.get("notes") or []),
+                *(e.get("actor") for e in audit or []),
+            ]
+            if a
+        }
+        actor_names = await named_actors(ctx, actors, names(orgs))
         return ctx.render(
             "case.html",
             status_code,
@@ -417,6 +440,7 @@ def router() -> Any:
             org_names=names(orgs),
             directors=directors,
             director_names=names(directors, "id"),
+            actor_names=actor_names,
             slots=range(LEARNING_POINT_SLOTS),
         )
 
@@ -480,11 +504,12 @@ def router() -> Any:
             placed = errors_for_fields(exc.field_errors(), ["answer"])
             if exc.status != 422:
                 placed.setdefault("_form", []).append(exc.message())
+            orgs, _ = await organisations(ctx)
             return ctx.render(
                 "consultations.html",
                 422,
-                org_names={},
-                consultations=items,
+                org_names=names(orgs),
+                consultations=sorted(items, key=lambda k: str(k.get("due"))),
                 errors={consultation_id: placed},
                 values={consultation_id: form.get("answer")},
             )
