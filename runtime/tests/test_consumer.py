@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -108,6 +109,54 @@ async def test_a_pattern_subscriber_knows_which_topic_each_event_came_from(
     assert by_counter["b"] == Delivery(topics[1], 0, 0, "kb")
     with pytest.raises(RuntimeError):
         current_delivery()
+
+
+async def test_a_batch_keeps_each_keys_order_and_handles_keys_concurrently(
+    make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
+) -> None:
+    """The consumer takes a batch: one key's events in their order, different keys at the
+    same time; everything committed once done (the group lags by nothing)."""
+    settings = make_settings(service_name="batched", consumer_batch_size=50)
+    topic = f"test.batched.{unique}"
+    await create_topics(settings.kafka_bootstrap, [topic, topic + ".dlq"], partitions=3)
+    keys = [f"k{n}" for n in range(6)]
+    producer = AIOKafkaProducer(**admin_connection(settings.kafka_bootstrap).kwargs(), acks="all")
+    await producer.start()
+    try:  # all of it there before the consumer starts: it gets full batches
+        acks = [
+            await producer.send(topic, counted(key, n), key=key.encode())
+            for n in range(20)
+            for key in keys
+        ]
+        await asyncio.gather(*acks)
+    finally:
+        await producer.stop()
+    app = platform(settings)
+    seen: dict[str, list[int]] = {key: [] for key in keys}
+    busy: set[str] = set()
+    most_at_once = 0
+
+    async def handle(event: CloudEvent[Counted]) -> None:
+        nonlocal most_at_once
+        key = event.data.counter_id
+        assert key not in busy, "two events of one key at the same time"
+        busy.add(key)
+        most_at_once = max(most_at_once, len(busy))
+        await asyncio.sleep(0.01)
+        seen[key].append(event.data.amount)
+        busy.discard(key)
+
+    app.subscribe(topic, handler=handle)
+    await running_platform(app)
+    assert await eventually(lambda: sum(map(len, seen.values())) == 120, timeout_s=60.0)
+    assert seen == {key: list(range(20)) for key in keys}
+    assert most_at_once > 1, "the keys of a batch were handled one at a time"
+
+    async def committed() -> bool:
+        lag = await app.lag.measure()
+        return lag.get(settings.group_id("main"), {}).get(topic) == 0
+
+    assert await eventually(committed, timeout_s=30.0)
 
 
 async def test_undecodable_and_invalid_messages_are_dead_lettered_and_the_partition_moves_on(

@@ -21,7 +21,11 @@ pytestmark = pytest.mark.integration
 async def test_lag_of_a_blocked_consumer_is_measured_and_turns_readiness_red(
     make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
 ) -> None:
-    settings = make_settings(service_name="lagging", consumer_lag_threshold=5)
+    # one message at a time, so the committed offset stops exactly at the blocked one (a
+    # batch is committed as a whole: its lag would depend on how the records were batched)
+    settings = make_settings(
+        service_name="lagging", consumer_lag_threshold=5, consumer_batch_size=1
+    )
     topic = f"test.lag.{unique}"
     await create_topics(settings.kafka_bootstrap, [topic, topic + ".dlq"])
     app = platform(settings)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
@@ -19,14 +21,15 @@ from pmm_contracts import decode_event, new_event
 from pmm_contracts.cli import SCHEMA_DIR
 from pmm_contracts.events import REGISTRY
 from pmm_contracts.events.cases import CaseTriaged
+from pmm_runtime.broker import send_fn
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import AggregateStore, Outgoing
+from pmm_runtime.outbox import AggregateStore, OutboxRelay, Outgoing, PendingOutbox
 from pmm_runtime.settings import ServiceSettings
 from pmm_runtime.testing import create_topics, eventually, read_topic
 from pmm_runtime.writes import SweepSchedule, Writes
 
 from .support import REGISTRY as TEST_REGISTRY
-from .support import platform
+from .support import Counted, platform
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +160,64 @@ async def test_a_sweep_is_due_at_first_after_an_incident_and_after_failing() -> 
     await sweep()
     assert not sweeps.due()
     await away.close()
+
+
+async def test_the_relay_hands_a_page_over_at_once_and_keeps_what_was_not_acknowledged(
+    make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
+) -> None:
+    """Many aggregates' events handed to the producer without a wait per event; when the
+    broker refuses one, it and every event after it of that aggregate stay in the outbox
+    and follow in order at the next pass (an idempotent producer fails every later batch
+    of the partition too: modelled here), the others are published and cleared once."""
+    settings = make_settings(service_name="pages")
+    topic = f"test.pages.{unique}"
+    await create_topics(settings.kafka_bootstrap, [topic])
+    app = platform(settings)
+    await running_platform(app)  # its broker; its own relay knows nothing of "pages"
+    collection = app.db["pages"]
+    pending = PendingOutbox(app.db["pages_pending"], app.writes)
+    store = AggregateStore(collection, pending, app.writes)
+    send = send_fn(app.broker, app.publishers, app.tombstones)
+    refusing = [True]  # the first pass: a's second event and every later one of a fail
+    handed: list[tuple[bytes | None, int]] = []
+
+    async def flaky(
+        topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
+    ) -> Awaitable[object]:
+        position = json.loads(value or b"{}")["data"]["amount"]
+        handed.append((key, position))
+        if refusing[0] and key == b"a" and position >= 1:
+            failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            failed.set_exception(KafkaTimeoutError("the batch expired"))
+            return failed
+        return await send(topic, key, value, headers)
+
+    def counted(key: str, n: int) -> Outgoing:
+        event = new_event(Counted(counter_id=key, amount=n), subject=key, source=settings.source)
+        return Outgoing(topic, event)
+
+    for key in ("a", "b", "c"):
+        await store.create(key, {"n": 3}, [counted(key, n) for n in range(3)])
+    assert await pending.count() == 3
+    relay = OutboxRelay(flaky, [collection], pending=pending, writes=app.writes)
+    await relay.sweep()  # what a start-up does (it announces the three again)
+
+    assert await relay.run_once() == 6  # b's and c's three (a's first too, below)
+    assert len(handed) == 9, "every event of the page was handed over in one pass"
+    a = await store.get("a")
+    assert a is not None
+    assert [e["value"]["data"]["amount"] for e in a["_outbox"]] == [1, 2]
+    assert await pending.count() == 2, "only a's two announcements stay, for the next pass"
+
+    refusing[0] = False
+    assert await relay.run_once() == 2
+    assert await pending.count() == 0
+    records = await read_topic(settings.kafka_bootstrap, topic, count=9, settle_s=2.0)
+    by_key: dict[bytes | None, list[int]] = {}
+    for record in records:
+        by_key.setdefault(record.key, []).append(
+            decode_event(record.value, TEST_REGISTRY).data.amount
+        )
+    assert by_key == {b"a": [0, 1, 2], b"b": [0, 1, 2], b"c": [0, 1, 2]}
+    for key in ("a", "b", "c"):
+        assert (await store.get(key) or {}).get("_outbox") == []

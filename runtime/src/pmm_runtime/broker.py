@@ -164,13 +164,12 @@ class DeadLetters:
 
     async def send(
         self,
-        message: KafkaMessage,
+        record: ConsumerRecord[bytes, bytes],
         *,
         error: BaseException | str,
         group_id: str,
         attempts: int,
     ) -> None:
-        record = _record(message)
         topic = record.topic
         headers = {  # the original headers too: a binary-mode event's attributes are there
             **_original_headers(record),
@@ -214,12 +213,17 @@ def subscribe_events(
     pattern: str | None = None,
     title: str | None = None,
     description: str | None = None,
+    batch_size: int = 1,
 ) -> None:
     """Subscribe ``handler`` to CloudEvents on ``topics`` with the platform's rules.
 
-    The handler is awaited for one message at a time per partition; the offset is
-    committed after it returned, after the message was dead-lettered, or never (the
-    partition is rewound and the message redelivered) when even dead-lettering failed.
+    With ``batch_size`` 1 the handler is awaited for one message at a time. With more, the
+    consumer takes what the broker has, up to ``batch_size`` records at once: records of
+    one key (one partition) are handled one after the other in their order, records of
+    different keys concurrently, and the offsets are committed when the whole batch is
+    done. Either way a record is done when its handler returned or it was dead-lettered;
+    when even dead-lettering failed, nothing is committed and the partitions are rewound
+    to the batch's first records (handled again: handlers are idempotent by event id).
     """
     for topic in topics:
         dead_letters.declare(topic)
@@ -230,6 +234,8 @@ def subscribe_events(
         "title": title,
         "description": description,
     }
+    if batch_size > 1:
+        subscriber_args.update(batch=True, max_records=batch_size, batch_timeout_ms=100)
     if pattern is not None:
         subscriber = broker.subscriber(pattern=pattern, **subscriber_args)
     else:
@@ -238,8 +244,7 @@ def subscribe_events(
     async def raw_body(message: KafkaMessage) -> Any:  # decoder: we decode ourselves
         return message.body
 
-    async def consume(body: Any, message: KafkaMessage) -> None:
-        record = _record(message)
+    async def handle(record: ConsumerRecord[bytes, bytes]) -> None:
         topic = record.topic
         key = record.key.decode() if isinstance(record.key, bytes) else record.key
         _delivery.set(Delivery(topic, record.partition, record.offset, key))
@@ -255,7 +260,7 @@ def subscribe_events(
             event = decode_message(record.value, record.headers, registry)  # both modes
         except EventDecodeError as exc:
             log.warning("undecodable message dead-lettered", error=str(exc))
-            await dead_letters.send(message, error=exc, group_id=group_id, attempts=0)
+            await dead_letters.send(record, error=exc, group_id=group_id, attempts=0)
             if metrics:
                 metrics.dead_lettered.labels(topic=topic).inc()
             return
@@ -298,11 +303,49 @@ def subscribe_events(
                 metrics.processing.labels(topic=topic).observe(time.perf_counter() - started)
             return
         log.error("handler gave up; event dead-lettered", attempts=attempts, error=repr(error))
-        await dead_letters.send(message, error=error, group_id=group_id, attempts=attempts)
+        await dead_letters.send(record, error=error, group_id=group_id, attempts=attempts)
         if metrics:
             metrics.dead_lettered.labels(topic=topic).inc()
 
-    subscriber(consume, decoder=raw_body)
+    if batch_size <= 1:
+
+        async def consume(body: Any, message: KafkaMessage) -> None:
+            await handle(_record(message))
+
+        subscriber(consume, decoder=raw_body)
+        return
+
+    async def consume_batch(body: Any, message: KafkaMessage) -> None:
+        await handle_batch(handle, _records(message))
+
+    subscriber(consume_batch, decoder=raw_body)
+
+
+def _records(message: KafkaMessage) -> Sequence[ConsumerRecord[bytes, bytes]]:
+    """The aiokafka records behind a batch message."""
+    raw = message.raw_message
+    return cast("Sequence[ConsumerRecord[bytes, bytes]]", raw if isinstance(raw, tuple) else (raw,))
+
+
+async def handle_batch(
+    handle: Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]],
+    records: Sequence[ConsumerRecord[bytes, bytes]],
+) -> None:
+    """Handle a batch: the records of one (topic, partition, key) in order, the groups
+    concurrently (each in its own task, so each has its own delivery and log context).
+    Raises the first failure after every group has finished."""
+    groups: dict[tuple[str, int, bytes | None], list[ConsumerRecord[bytes, bytes]]] = {}
+    for record in records:
+        groups.setdefault((record.topic, record.partition, record.key), []).append(record)
+
+    async def in_order(group: list[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in group:
+            await handle(record)
+
+    outcomes = await asyncio.gather(*(in_order(g) for g in groups.values()), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 class TombstonePublisher:
@@ -310,7 +353,8 @@ class TombstonePublisher:
 
     FastStream encodes ``None`` as an empty byte string, which log compaction does not
     treat as a tombstone, so tombstones go through a plain idempotent aiokafka producer,
-    started on first use. The relay awaits each send, so order per key is kept.
+    started on first use. The relay waits for the acknowledgements before and after a
+    tombstone (another producer), so order per key is kept.
     """
 
     def __init__(self, bootstrap: str | Connection, client_id: str) -> None:
@@ -322,7 +366,8 @@ class TombstonePublisher:
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
 
-    async def publish(self, topic: str, key: bytes) -> None:
+    async def send(self, topic: str, key: bytes) -> Awaitable[object]:
+        """Hand a tombstone to the producer; the result resolves on the broker's ack."""
         if self._producer is None:
             producer = AIOKafkaProducer(
                 **self._connection.with_client_id(self._client_id + "-tombstones").kwargs(),
@@ -331,7 +376,11 @@ class TombstonePublisher:
             )
             await producer.start()
             self._producer = producer
-        await self._producer.send_and_wait(topic, None, key=key)
+        ack: Awaitable[object] = await self._producer.send(topic, None, key=key)
+        return ack
+
+    async def publish(self, topic: str, key: bytes) -> None:
+        await (await self.send(topic, key))
 
     async def close(self) -> None:
         if self._producer is not None:
@@ -339,25 +388,24 @@ class TombstonePublisher:
             self._producer = None
 
 
-def publish_fn(
+def send_fn(
     broker: KafkaBroker,
     publishers: Mapping[str, DefaultPublisher],
     tombstones: TombstonePublisher,
-) -> Callable[[str, bytes | None, bytes | None, dict[str, str]], Awaitable[None]]:
-    """The outbox relay's publish: through the declared publisher of the topic if any."""
+) -> Callable[[str, bytes | None, bytes | None, dict[str, str]], Awaitable[Awaitable[object]]]:
+    """The outbox relay's send (``outbox.Send``): through the declared publisher of the
+    topic if any, without waiting for the acknowledgement (the relay waits for a batch)."""
 
-    async def publish(
+    async def send(
         topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
-    ) -> None:
+    ) -> Awaitable[object]:
         if value is None:
             if key is None:
                 raise ValueError("a tombstone needs a key")
-            await tombstones.publish(topic, key)
-            return
+            return await tombstones.send(topic, key)
         publisher = publishers.get(topic)
         if publisher is not None:
-            await publisher.publish(value, key=key, headers=headers)
-        else:
-            await broker.publish(value, topic, key=key, headers=headers)
+            return await publisher.publish(value, key=key, headers=headers, no_confirm=True)
+        return await broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
 
-    return publish
+    return send

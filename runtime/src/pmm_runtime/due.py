@@ -35,8 +35,18 @@ class DueIndex:
     async def create_indexes(self) -> None:
         await self.collection.create_index([("on", ASCENDING)])
 
-    async def set(self, key: str, on: date | str | None) -> None:
-        """The entry of ``key`` after a write: its date, or none."""
+    async def set(self, key: str, on: date | str | None, *, new: bool = False) -> None:
+        """The entry of ``key`` after a write: its date, or none. ``new``: the aggregate
+        was just created, so it has no entry yet (one insert, no read first)."""
+        if new:
+            if on is None:
+                return
+            with contextlib.suppress(DuplicateKeyError):  # it has one after all: below
+                await self.writes.insert_one(
+                    self.collection,
+                    {"_id": key, "on": on if isinstance(on, str) else on.isoformat()},
+                )
+                return
         if on is None:
             if await self.collection.find_one({"_id": key}, {"_id": 1}) is not None:
                 await self.writes.delete_one(self.collection, {"_id": key})

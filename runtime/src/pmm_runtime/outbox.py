@@ -12,9 +12,10 @@ the events already applied to it, for idempotent consumers) and ``_audit`` (audi
 
 The relay never scans the aggregates to find work (a scan's cost grows with the data, and
 FerretDB decodes every document of it): after each write with events the store announces
-the aggregate in a small per-service collection, ``_outbox_pending``, keyed by collection
-and aggregate id. The relay reads that collection, publishes the aggregate's outbox by an
-``_id`` lookup, and removes the announcement only if no newer one replaced it meanwhile. A
+the aggregate in a small per-service collection, ``_outbox_pending`` (an insert-only
+announcement per write, ``PendingOutbox``). The relay reads a page of it, publishes each
+announced aggregate's outbox by an ``_id`` lookup, and removes exactly the announcements it
+read, in one delete; a write meanwhile left a new one. A
 crash between the aggregate write and its announcement is recovered by a full sweep at
 start-up and every ``outbox_sweep_interval_s`` (rarely); a write of this process that
 failed with an unknown outcome (the store went away between the two writes, or during the
@@ -131,36 +132,52 @@ def default_writes(database: Any) -> Writes:
 
 
 class PendingOutbox:
-    """The small collection that tells the relay which aggregates have events waiting."""
+    """The small collection that tells the relay (or a projector, or a sweep) which
+    aggregates have work waiting.
+
+    An announcement is insert-only: every write that leaves work inserts a new document
+    (``{_id: "<collection>/<aggregate id>/<token>", c, a}``, one round trip, no lock: its
+    unique ``_id`` is new), and the reader removes exactly the announcements it read once
+    their aggregates' work is done, all of one pass in one delete. Nobody ever updates an
+    announcement, so neither step needs the serialized write of ``Writes``; a write after
+    the reader's read leaves a new announcement, which the next pass finds. An aggregate
+    announced several times in one page is handled once.
+    """
 
     def __init__(self, collection: AsyncCollection[Document], writes: Writes | None = None) -> None:
         self.collection = collection
         self.writes = writes or default_writes(collection.database)
 
     async def announce(self, collection: str, aggregate_id: Any) -> None:
-        """Mark ``aggregate_id`` of ``collection`` as having pending events. A new token on
-        every announcement: the relay removes only the announcement it read. Mostly an
-        insert (one round trip, no lock: the unique ``_id`` decides); an announcement that
-        is there already gets its new token by a (serialized) update."""
-        marker = {"c": collection, "a": aggregate_id, "token": uuid.uuid4().hex}
-        key = f"{collection}/{aggregate_id}"
-        try:
-            await self.writes.insert_one(self.collection, {"_id": key, **marker})
-            return
-        except DuplicateKeyError:
-            pass
-        await self.writes.update_one(self.collection, {"_id": key}, {"$set": marker}, upsert=True)
+        """Mark ``aggregate_id`` of ``collection`` as having pending work (one insert)."""
+        token = uuid.uuid4().hex
+        await self.writes.insert_one(
+            self.collection,
+            {"_id": f"{collection}/{aggregate_id}/{token}", "c": collection, "a": aggregate_id},
+        )
 
     async def waiting(self, limit: int) -> list[Document]:
         return await self.collection.find({}).limit(limit).to_list(None)
 
     async def done(self, marker: Mapping[str, Any]) -> None:
-        await self.writes.delete_one(
-            self.collection, {"_id": marker["_id"], "token": marker["token"]}
-        )
+        await self.done_all([marker])
+
+    async def done_all(self, markers: Sequence[Mapping[str, Any]]) -> None:
+        """Remove exactly these announcements (one round trip)."""
+        ids = list(dict.fromkeys(m["_id"] for m in markers))
+        if ids:
+            await self.writes.delete_immutable(self.collection, ids)
 
     async def count(self) -> int:
         return await self.collection.count_documents({})
+
+
+def by_aggregate(markers: Sequence[Document]) -> dict[tuple[str, Any], list[Document]]:
+    """A page of announcements grouped by (collection, aggregate id), in page order."""
+    grouped: dict[tuple[str, Any], list[Document]] = {}
+    for marker in markers:
+        grouped.setdefault((str(marker.get("c", "")), marker["a"]), []).append(marker)
+    return grouped
 
 
 class AggregateStore:
@@ -262,20 +279,27 @@ class AggregateStore:
         )
 
 
-Publish = Callable[[str, bytes | None, bytes | None, dict[str, str]], Awaitable[None]]
-"""(topic, key, value or None for a tombstone, headers) -> awaits the broker's ack."""
+Send = Callable[[str, bytes | None, bytes | None, dict[str, str]], Awaitable[Awaitable[object]]]
+"""(topic, key, value or None for a tombstone, headers): awaiting the call hands the record
+to the producer; awaiting what it returns waits for the broker's acknowledgement."""
 
 
 class OutboxRelay:
     """Publishes pending outbox events of the given collections, in order, at least once.
 
-    Work is found through the pending collection (``_id`` lookups only); aggregates are
-    published concurrently, each one's entries in order (Kafka keeps per-key order).
+    Work is found through the pending collection (``_id`` lookups only), a page of
+    announcements at a time; the page's aggregates are published concurrently, and each
+    aggregate's entries are handed to the producer without waiting for each one's
+    acknowledgement (the idempotent producer keeps their order per partition, so per key).
+    An entry counts as published only when it and every entry before it were acknowledged:
+    after a failure the rest stays in the outbox and is published again (at least once,
+    never out of order but for a repeat). A tombstone goes through its own producer, so it
+    waits for the entries before it, and the entries after it wait for it.
     """
 
     def __init__(
         self,
-        publish: Publish,
+        send: Send,
         collections: Sequence[AsyncCollection[Document]],
         *,
         pending: PendingOutbox | None = None,
@@ -285,7 +309,7 @@ class OutboxRelay:
         batch_size: int = 100,
         writes: Writes | None = None,
     ) -> None:
-        self._publish = publish
+        self._send = send
         self._writes = writes or (pending.writes if pending else None)
         self._collections: dict[str, AsyncCollection[Document]] = {}
         for collection in collections:
@@ -311,21 +335,46 @@ class OutboxRelay:
         """Publish one aggregate's outbox in order; remove exactly what was published."""
         document = await collection.find_one({"_id": aggregate_id}, {OUTBOX: 1})
         entries: list[Document] = (document or {}).get(OUTBOX) or []
+        in_flight: list[tuple[Document, Awaitable[object]]] = []
         done: list[Document] = []
+        failures: list[BaseException] = []
+
+        async def settle() -> None:
+            """Wait for the acknowledgements in flight; ``done`` grows by the prefix that
+            was acknowledged (after the first failure nothing more counts)."""
+            outcomes = await asyncio.gather(*(ack for _, ack in in_flight), return_exceptions=True)
+            for (entry, _), outcome in zip(in_flight, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    failures.append(outcome)
+                elif not failures:
+                    done.append(entry)
+                    if self._metrics:
+                        self._metrics.published.labels(topic=entry["topic"]).inc()
+            in_flight.clear()
+
+        handing_over: BaseException | None = None
         try:
             for entry in entries:
+                tombstone = entry["value"] is None
+                if in_flight and (tombstone or in_flight[-1][0]["value"] is None):
+                    await settle()  # another producer: the order holds only by waiting
+                    if failures:
+                        break
                 value = (
                     None
-                    if entry["value"] is None
+                    if tombstone
                     else json.dumps(entry["value"], separators=(",", ":")).encode()
                 )
                 key = entry["key"].encode() if entry.get("key") is not None else None
                 with use_trace_context(entry.get("trace")):
-                    await self._publish(entry["topic"], key, value, {"content-type": CONTENT_TYPE})
-                done.append(entry)
-                if self._metrics:
-                    self._metrics.published.labels(topic=entry["topic"]).inc()
+                    ack = await self._send(
+                        entry["topic"], key, value, {"content-type": CONTENT_TYPE}
+                    )
+                in_flight.append((entry, ack))
+        except Exception as exc:
+            handing_over = exc
         finally:
+            await settle()
             if done:
                 # Remove exactly the entries published, as read (FerretDB 1.x matches whole
                 # entries in $pullAll, not conditions in $pull).
@@ -334,6 +383,10 @@ class OutboxRelay:
                 await self._writes.update_one(
                     collection, {"_id": aggregate_id}, {"$pullAll": {OUTBOX: done}}
                 )
+        if failures:
+            raise failures[0]
+        if handing_over is not None:
+            raise handing_over
         return len(done)
 
     async def sweep(self) -> int:
@@ -358,18 +411,22 @@ class OutboxRelay:
             return await self.sweep()
         if self._sweeps.due():
             await self.sweep()
-        markers = await self._pending.waiting(self._batch_size)
+        pages = by_aggregate(await self._pending.waiting(self._batch_size))
+        handled: list[Document] = []
 
-        async def one(marker: Document) -> int:
-            collection = self._collections.get(marker.get("c", ""))
+        async def one(name: str, aggregate_id: Any, markers: list[Document]) -> int:
+            collection = self._collections.get(name)
             if collection is None:
                 return 0  # not a collection of this process
-            published = await self._publish_document(collection, marker["a"])
-            assert self._pending is not None
-            await self._pending.done(marker)
+            published = await self._publish_document(collection, aggregate_id)
+            handled.extend(markers)
             return published
 
-        results = await asyncio.gather(*(one(m) for m in markers), return_exceptions=True)
+        results = await asyncio.gather(
+            *(one(name, aggregate_id, markers) for (name, aggregate_id), markers in pages.items()),
+            return_exceptions=True,
+        )
+        await self._pending.done_all(handled)  # one delete for the page
         failures = [r for r in results if isinstance(r, BaseException)]
         published = sum(r for r in results if isinstance(r, int))
         if self._metrics:  # aggregates whose events could not be published in this pass

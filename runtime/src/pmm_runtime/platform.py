@@ -34,7 +34,7 @@ from pmm_runtime.broker import (
     TombstoneHandler,
     TombstonePublisher,
     create_broker,
-    publish_fn,
+    send_fn,
     subscribe_events,
 )
 from pmm_runtime.changes import Changes
@@ -102,7 +102,7 @@ class Platform:
         )
         self.pending = PendingOutbox(self.db[PENDING_COLLECTION], self.writes)
         self.relay = OutboxRelay(
-            publish_fn(self.broker, self.publishers, self.tombstones),
+            send_fn(self.broker, self.publishers, self.tombstones),
             [],
             pending=self.pending,
             metrics=self.metrics,
@@ -188,6 +188,7 @@ class Platform:
             pattern=pattern,
             title=f"{self.settings.service_name}.{purpose}:subscribe",
             description=description,
+            batch_size=self.settings.consumer_batch_size,
         )
 
     def document(

@@ -68,6 +68,13 @@ class ServiceSettings(BaseSettings):
     kafka_metadata_max_age_ms: int = Field(
         default=30_000, ge=1_000, description="how soon a pattern subscription sees new topics"
     )
+    consumer_batch_size: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="records a consumer takes at once: one key's in order, different keys "
+        "concurrently, committed together; 1 handles one message at a time",
+    )
     consumer_max_retries: int = Field(default=3, ge=0, le=20)
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
     consumer_outage_patience_s: float = Field(

@@ -298,6 +298,18 @@ class Writes:
                 done = await collection.delete_one({"_id": key})
                 return done.deleted_count > 0
 
+    async def delete_immutable(self, collection: AsyncCollection[Document], ids: list[Any]) -> int:
+        """Delete the documents with these ids, in one round trip and without a lock: only
+        for documents nobody updates (insert-only announcements), so no write of another
+        holder can interleave. On FerretDB the ``$in`` filter reads the collection, which
+        is why this is for small collections only."""
+        with self._watched():
+            if len(ids) == 1:
+                result = await collection.delete_one({"_id": ids[0]})
+            else:
+                result = await collection.delete_many({"_id": {"$in": ids}})
+            return result.deleted_count
+
     async def _still_matches(
         self,
         collection: AsyncCollection[Document],

@@ -419,6 +419,17 @@ async def test_a_replayed_evaluation_counts_once_in_the_yearly_figures(
     assert await figures.apply(delta) is True
     assert await figures.apply(delta) is False
     assert (await figures.counts(year))["cases"] == 2
+    # the deltas of one bucket in one write, each once, also when one is in the bucket
+    many = [
+        {"id": f"probe-{unique}-{n}", "year": year, "bucket": 2, "counts": {"cases": 1}}
+        for n in range(4)
+    ]
+    assert await figures.apply(many[0]) is True
+    assert await figures.apply_all([*many, many[1]]) == 3  # one by one: many[0] is there
+    assert await figures.apply_all(many) == 0
+    more = [{**d, "id": f"{d['id']}-again", "counts": {"cases": 2}} for d in many]
+    assert await figures.apply_all(more) == 4  # one write
+    assert (await figures.counts(year))["cases"] == 2 + 4 + 8
 
 
 async def test_v1_paging_and_who_sees_the_case_reference(world: World) -> None:

@@ -34,7 +34,7 @@ class EscalationRepository(Aggregates[Escalation]):
         self.deadlines = DueIndex(self.collection.database["escalation_deadlines"], store.writes)
 
     async def written(self, aggregate: Escalation) -> None:
-        await self.deadlines.set(aggregate.id, aggregate.next_deadline)
+        await self.deadlines.set(aggregate.id, aggregate.next_deadline, new=aggregate.version == 1)
 
     async def rebuild_deadline_index(self) -> None:
         """At start-up: the index entry of every escalation with an open agreement

@@ -18,6 +18,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pmm_contracts.topics import LOKET_CASES
 from pmm_loket.domain.model import HANDLING_STATUSES, OPEN_STATUSES, Case, Punctuality, Status
 from pmm_runtime.changes import Aggregates
+from pmm_runtime.due import DueIndex
 from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import AUDIT, AggregateStore
 
@@ -69,18 +70,16 @@ class CaseRepository(Aggregates[Case]):
         database = cases.collection.database
         self.reads = database["case_reads"]
         self.deadlines = database["case_deadlines"]  # {_id: case id, on: first warning day}
+        self.deadline_index = DueIndex(self.deadlines, cases.writes)
         self.warn_days = warn_days
 
     # The due-date index of the deadline scan ----------------------------------------------
 
     async def written(self, aggregate: Case) -> None:
+        """The case's entry in the deadline index (read, and written only when it moved; a
+        new case's by one insert)."""
         on = aggregate.next_warning_on(self.warn_days)
-        if on is None:
-            await self.store.writes.delete_one(self.deadlines, {"_id": aggregate.id})
-        else:
-            await self.store.writes.update_one(
-                self.deadlines, {"_id": aggregate.id}, {"$set": {"on": on.isoformat()}}, upsert=True
-            )
+        await self.deadline_index.set(aggregate.id, on, new=aggregate.version == 1)
 
     async def rebuild_deadline_index(self) -> None:
         """At start-up: the index entry of every open case (recovers a crash between a case

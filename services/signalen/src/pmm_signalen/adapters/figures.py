@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from pmm_runtime.mongo import Document
-from pmm_runtime.outbox import PendingOutbox, default_writes
+from pmm_runtime.outbox import PendingOutbox, by_aggregate, default_writes
 from pmm_runtime.writes import SweepSchedule, Writes
 from pmm_signalen.domain.figures import Delta
 
@@ -64,24 +65,42 @@ class YearlyFigures:
         self.writes = writes or default_writes(figures.database)
         self.pending = pending
         self.sweeps = SweepSchedule(self.writes, sweep_interval_s)
+        self._with_example: set[str] = set()  # buckets known to have their example
 
     async def create_indexes(self) -> None:
         await self.figures.create_index([("year", ASCENDING)])
         await self.views.create_index([("year", ASCENDING)])
         await self.measures.create_index([("year", ASCENDING)])
 
+    async def _example(self, bucket_id: str, *deltas: Delta) -> None:
+        """Keep a measure taken as the bucket's example: at most one per bucket (64 a
+        year; FerretDB ignores $push's $slice), so once a bucket has one, no write."""
+        if bucket_id in self._with_example:
+            return
+        for delta in deltas:
+            for example in delta.get("examples") or []:
+                with contextlib.suppress(DuplicateKeyError):
+                    await self.measures.insert_one(
+                        {"_id": bucket_id, "year": delta["year"], "delta": delta["id"], **example}
+                    )
+                self._with_example.add(bucket_id)
+                return
+
+    def _seen(self, bucket: Document | None, shown: dict[str, Document] | None) -> bool:
+        """Collect the newest copy of a written bucket for its view; whether it was written."""
+        if bucket is None:
+            return False
+        if shown is not None and bucket[VERSION] > shown.get(bucket["_id"], {}).get(VERSION, -1):
+            shown[bucket["_id"]] = bucket
+        return True
+
     async def apply(self, delta: Delta, shown: dict[str, Document] | None = None) -> bool:
         """Add one delta to its year's bucket, exactly once. False when applied already.
 
         The bucket's view is written at once, or, with ``shown``, collected there (the
         newest copy per bucket) for the caller to write once per round (``_show_all``)."""
-        bucket_id = f"{delta['year']}:{delta['bucket']:02d}"
-        for example in delta.get("examples") or []:
-            # at most one example per bucket (64 a year): FerretDB ignores $push's $slice
-            with contextlib.suppress(DuplicateKeyError):
-                await self.measures.insert_one(
-                    {"_id": bucket_id, "year": delta["year"], "delta": delta["id"], **example}
-                )
+        bucket_id = _bucket_id(delta)
+        await self._example(bucket_id, delta)
         increments = {f"counts.{k}": int(v) for k, v in delta["counts"].items() if v}
         if not increments:
             return False
@@ -99,12 +118,61 @@ class YearlyFigures:
             )
         except DuplicateKeyError:  # the bucket exists and has this delta: applied already
             return False
-        if bucket is not None:
-            if shown is None:
-                await self._show(bucket)
-            elif bucket[VERSION] > shown.get(bucket_id, {}).get(VERSION, -1):
-                shown[bucket_id] = bucket
-        return True
+        if bucket is not None and shown is None:
+            await self._show(bucket)
+        return self._seen(bucket, shown)
+
+    async def apply_all(
+        self, deltas: Sequence[Delta], shown: dict[str, Document] | None = None
+    ) -> int:
+        """Add many deltas, each exactly once: the deltas of one bucket in ONE write
+        (their counts summed, their ids pushed together, on condition that none of them
+        is in the bucket yet); a bucket that has one of them already (a crash after its
+        write and before the deltas' removal from their documents) gets them one by one,
+        so each is counted once. Returns how many were applied now. The views are written
+        at the end, or, with ``shown``, collected there (as ``apply``)."""
+        if shown is None:
+            collected: dict[str, Document] = {}
+            try:
+                return await self.apply_all(deltas, collected)
+            finally:
+                await self._show_all(collected)
+        groups: dict[str, list[Delta]] = {}
+        for delta in {d["id"]: d for d in deltas}.values():
+            groups.setdefault(_bucket_id(delta), []).append(delta)
+        applied = 0
+        for bucket_id, group in groups.items():
+            await self._example(bucket_id, *group)
+            counting = [d for d in group if any(d["counts"].values())]
+            if len(counting) > 1 and await self._apply_group(bucket_id, counting, shown):
+                applied += len(counting)
+                continue
+            for delta in counting:
+                applied += int(await self.apply(delta, shown))
+        return applied
+
+    async def _apply_group(
+        self, bucket_id: str, group: Sequence[Delta], shown: dict[str, Document]
+    ) -> bool:
+        totals: Counter[str] = Counter()
+        for delta in group:
+            totals.update({f"counts.{k}": int(v) for k, v in delta["counts"].items() if v})
+        keys = [applied_key(d["id"]) for d in group]
+        try:
+            bucket = await self.writes.find_one_and_update(
+                self.figures,
+                {"_id": bucket_id, APPLIED: {"$nin": keys}},
+                {
+                    "$inc": {**totals, VERSION: 1},
+                    "$push": {APPLIED: {"$each": keys}},
+                    "$set": {"year": group[0]["year"]},
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # the bucket has one of them: one by one
+            return False
+        return self._seen(bucket, shown)
 
     async def _show_all(self, shown: dict[str, Document]) -> None:
         for bucket in shown.values():
@@ -143,56 +211,61 @@ class YearlyFigures:
     async def run_once(self) -> int:
         """Apply the announced deltas (all pending deltas, by a full scan, at the first
         round, every ``sweep_interval_s``, after a failed write of this process and without an
-        announcement collection);
-        returns how many were applied now."""
+        announcement collection); returns how many were applied now. One page of
+        announcements is one round: each announced document read once, the deltas of a
+        bucket in one write, each document's deltas removed, the announcements removed in
+        one delete, each bucket's view written once."""
         if self.pending is None or self.sweeps.due():
             return await self.sweep()
-        applied = 0
         sources = {source.name: source for source in self.sources}
-        shown: dict[str, Document] = {}  # one view write per bucket and round
-        try:
-            for marker in await self.pending.waiting(self.batch_size):
-                source = sources.get(str(marker.get("c")))
-                if source is not None:
-                    doc = await source.find_one({"_id": marker["a"]}, {FIGURES: 1})
-                    if doc is not None:
-                        applied += await self._apply_document(source, doc, shown)
-                await self.pending.done(marker)
-        finally:
-            await self._show_all(shown)
+        docs: list[tuple[AsyncCollection[Document], Document]] = []
+        markers: list[Document] = []
+        for (name, doc_id), announced in by_aggregate(
+            await self.pending.waiting(self.batch_size)
+        ).items():
+            source = sources.get(name)
+            if source is not None:
+                doc = await source.find_one({"_id": doc_id}, {FIGURES: 1})
+                if doc is not None:
+                    docs.append((source, doc))
+            markers.extend(announced)
+        applied = await self._apply_documents(docs)
+        await self.pending.done_all(markers)
         return applied
 
-    async def _apply_document(
-        self, source: AsyncCollection[Document], doc: Document, shown: dict[str, Document]
+    async def _apply_documents(
+        self, docs: Sequence[tuple[AsyncCollection[Document], Document]]
     ) -> int:
-        applied = 0
-        done: list[Document] = []
-        for delta in doc.get(FIGURES) or []:
-            applied += int(await self.apply(delta, shown))
-            done.append(delta)
-        if done:  # exact entries, as read ($pull with a condition: FerretDB)
-            await self.writes.update_one(source, {"_id": doc["_id"]}, {"$pullAll": {FIGURES: done}})
+        """Apply the deltas the documents carry, then remove them from the documents (the
+        exact entries, as read: FerretDB's ``$pull`` with a condition removes nothing)."""
+        shown: dict[str, Document] = {}  # one view write per bucket and round
+        try:
+            applied = await self.apply_all(
+                [delta for _, doc in docs for delta in doc.get(FIGURES) or []], shown
+            )
+            for source, doc in docs:
+                if doc.get(FIGURES):
+                    await self.writes.update_one(
+                        source, {"_id": doc["_id"]}, {"$pullAll": {FIGURES: doc[FIGURES]}}
+                    )
+        finally:
+            await self._show_all(shown)
         return applied
 
     async def sweep(self) -> int:
         """Apply every pending delta of every source (a full scan)."""
         applied = 0
-        shown: dict[str, Document] = {}
-        try:
-            async with self.sweeps.sweeping():
-                for source in self.sources:
-                    while True:
-                        docs = (
-                            await source.find({f"{FIGURES}.0": {"$exists": True}}, {FIGURES: 1})
-                            .limit(self.batch_size)
-                            .to_list(None)
-                        )
-                        for doc in docs:
-                            applied += await self._apply_document(source, doc, shown)
-                        if len(docs) < self.batch_size:
-                            break
-        finally:
-            await self._show_all(shown)
+        async with self.sweeps.sweeping():
+            for source in self.sources:
+                while True:
+                    docs = (
+                        await source.find({f"{FIGURES}.0": {"$exists": True}}, {FIGURES: 1})
+                        .limit(self.batch_size)
+                        .to_list(None)
+                    )
+                    applied += await self._apply_documents([(source, doc) for doc in docs])
+                    if len(docs) < self.batch_size:
+                        break
         return applied
 
     async def counts(self, year: int) -> dict[str, int]:
@@ -210,6 +283,10 @@ class YearlyFigures:
             .to_list(None)
         )
         return docs
+
+
+def _bucket_id(delta: Delta) -> str:
+    return f"{delta['year']}:{delta['bucket']:02d}"
 
 
 def pending(delta: Delta | None) -> dict[str, Any]:

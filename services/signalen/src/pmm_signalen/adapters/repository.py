@@ -54,7 +54,7 @@ class SignalRepository(Aggregates[Signal]):
         self.reminders = DueIndex(self.collection.database["signal_reminders"], store.writes)
 
     async def written(self, aggregate: Signal) -> None:
-        await self.reminders.set(aggregate.id, aggregate.next_due)
+        await self.reminders.set(aggregate.id, aggregate.next_due, new=aggregate.version == 1)
 
     async def rebuild_reminder_index(self) -> None:
         """At start-up: the index entry of every signal with an open assignment (recovers
