@@ -169,6 +169,12 @@ async def test_the_chair_runs_an_escalation_from_the_page(
     # The Loket hears the LET's outcome: the case is being handled again.
     async def back_at_the_loket() -> bool:
         case = await director.get(f"/cases/{case_id}")
-        return "In behandeling" in case.text and "breakthrough" in case.text
+        let = case.text.split('id="kop-let"')[-1].split("</section>")[0]
+        return "In behandeling" in case.text and "Doorbraak" in let  # the LET's outcome, in Dutch
 
     await eventually(back_at_the_loket, timeout_s=WAIT_S)
+    case_page = await director.get(f"/cases/{case_id}")
+    let_section = case_page.text.split('id="kop-let"')[1].split("</section>")[0]
+    assert "Afgerond" in let_section
+    assert "breakthrough" not in let_section  # no code of the LET's vocabulary
+    assert "escalation_id" not in let_section
