@@ -104,6 +104,15 @@ async def main(args: argparse.Namespace, infra: Any) -> int:
     connection = getattr(infra, "connection", None)
     if connection is not None:
         stack.KAFKA.update(connection.kwargs())
+        from pmm_runtime.settings import ServiceSettings
+        from pmm_runtime.testing import kafka_env
+
+        admin = ServiceSettings(
+            service_name="bench",
+            kafka_bootstrap=infra.kafka_bootstrap,
+            **infra.settings_overrides(),
+        )
+        stack.SERVICE_KAFKA_ENV.update(kafka_env(admin))
     run = Run(store=None, bootstrap=infra.kafka_bootstrap, quick=args.quick, profile=args.profile)  # type: ignore[arg-type]
     run.store = open_store(args.store, run.run_id)
     load = os.getloadavg()

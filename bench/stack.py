@@ -32,6 +32,10 @@ RUN_DIR = ROOT / ".local" / "bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KAFKA: dict[str, Any] = {}
 """Client settings of the broker beyond its address (SASL/TLS when the broker asks)."""
+SERVICE_KAFKA_ENV: dict[str, str] = {}
+"""``PMM_KAFKA_*`` of the bench's service processes: the local admin's connection. The
+bench measures speed, not the tenant model: its consumer groups (``bench-<run>``) and
+databases are its own, which no service principal's ACLs name."""
 
 
 def kafka(bootstrap: str) -> dict[str, Any]:
@@ -244,6 +248,7 @@ class Run:
             **os.environ,
             "PMM_MONGODB_URL": self.store.url,
             "PMM_KAFKA_BOOTSTRAP": self.bootstrap,
+            **SERVICE_KAFKA_ENV,
             "PMM_MONGODB_DATABASE": database,
             "PMM_GROUP_PREFIX": f"bench-{self.run_id}{tag}",
             "PMM_HTTP_PORT": str(port),

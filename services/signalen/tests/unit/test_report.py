@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pmm_signalen.service import render
-from pmm_signalen.service.report import _median, build
+from pmm_signalen.service.report import _median, build, named
 
 RAW: dict[str, Any] = {
     "submitter_kind": {"municipality": 3, "care_institution": 1},
@@ -155,3 +155,26 @@ def test_export_csv_serialises_lists() -> None:
     )
     row = next(csv.DictReader(io.StringIO(text)))
     assert row == {"signal_id": "s", "organisations": '["uwv", "szw"]', "regulation_reference": ""}
+
+
+async def test_the_report_names_organisations_and_bottleneck_types() -> None:
+    known = {"uwv": {"_id": "uwv", "name": "Uitvoeringsinstituut Werknemersverzekeringen"}}
+
+    async def organisation(code: str) -> dict[str, Any] | None:
+        return known.get(code)
+
+    named_report = await named(report(), organisation)
+    by_org = {o["organisation"]: o for o in named_report["signals_by_organisation"]}
+    assert by_org["uwv"]["organisation_name"] == known["uwv"]["name"]
+    assert all(o["organisation_name"] for o in named_report["signals_by_organisation"])
+    html = render.to_html(named_report)
+    assert known["uwv"]["name"] in html
+    assert ">uwv<" not in html, "a code where a name is known"
+    rows = list(csv.DictReader(io.StringIO(render.to_csv(named_report))))
+    assert any(
+        r["section"] == "signals_by_organisation" and r["label"] == known["uwv"]["name"]
+        for r in rows
+    )
+    example = named_report["measures_examples"][0]
+    assert example["bottleneck_type_label"] != example["bottleneck_type"]
+    assert example["bottleneck_type_label"] in html

@@ -45,7 +45,14 @@ def to_csv(report: dict[str, Any]) -> str:
         writer.writerow(("closed_per_month", row["month"], row["month"], row["n"]))
     for org in report["signals_by_organisation"]:
         for status, n in org["statuses"].items():
-            writer.writerow(("signals_by_organisation", f"{org['organisation']}:{status}", "", n))
+            writer.writerow(
+                (
+                    "signals_by_organisation",
+                    f"{org['organisation']}:{status}",
+                    org.get("organisation_name") or org["organisation"],
+                    n,
+                )
+            )
     for example in report["measures_examples"]:
         writer.writerow(
             ("measures_examples", example["organisation"], example["signal_id"], example["measure"])
@@ -170,14 +177,18 @@ def to_html(report: dict[str, Any]) -> str:
         )
     statuses = [r["key"] for r in report["follow_up"]]
     org_rows = [
-        [o["organisation"], o["total"], *(o["statuses"].get(s, 0) for s in statuses)]
+        [
+            o.get("organisation_name") or o["organisation"],
+            o["total"],
+            *(o["statuses"].get(s, 0) for s in statuses),
+        ]
         for o in report["signals_by_organisation"]
     ]
     examples = [
         [
-            e["organisation"],
+            e.get("organisation_name") or e["organisation"],
             e["order"],
-            e["bottleneck_type"],
+            e.get("bottleneck_type_label") or e["bottleneck_type"],
             e["regulation_reference"],
             e["measure"],
         ]

@@ -4,7 +4,7 @@ case and signal changes feed (``domain/figures.py``), and the measures kept as e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,3 +152,23 @@ async def yearly_report(
     figures: YearlyFigures, year: int, *, refresh: bool = False
 ) -> dict[str, Any]:
     return build(year, await gather(figures, year, refresh=refresh))
+
+
+async def named(
+    built: dict[str, Any], organisation: Callable[[str], Awaitable[Mapping[str, Any] | None]]
+) -> dict[str, Any]:
+    """The report with each organisation's name from the register read model beside its
+    code (``organisation_name``; the code where the register does not know it), and each
+    example's bottleneck type with its Dutch label."""
+    names: dict[str, str] = {}
+    for row in [*built["signals_by_organisation"], *built["measures_examples"]]:
+        code = str(row.get("organisation") or "")
+        if code and code not in names:
+            known = await organisation(code)
+            names[code] = str((known or {}).get("name") or code)
+        row["organisation_name"] = names.get(code, code)
+    labels = BottleneckType.labels()
+    for example in built["measures_examples"]:
+        if example.get("bottleneck_type") in labels:
+            example["bottleneck_type_label"] = labels[example["bottleneck_type"]]
+    return built

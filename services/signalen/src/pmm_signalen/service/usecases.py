@@ -485,4 +485,5 @@ async def yearly_report(deps: Deps, who: Identity, year: int) -> dict[str, Any]:
     """The jaarrapportage: for PMM staff and regievoerders (it names no case)."""
     if not who.has_any(*REPORT_ROLES):
         raise Forbidden("requires one of the roles: " + ", ".join(REPORT_ROLES))
-    return await report.yearly_report(deps.figures, year)
+    built = await report.yearly_report(deps.figures, year)
+    return await report.named(built, deps.register.organisation)
