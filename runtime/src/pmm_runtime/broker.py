@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -214,6 +215,10 @@ def subscribe_events(
     title: str | None = None,
     description: str | None = None,
     batch_size: int = 1,
+    traced: Callable[
+        [str, Sequence[tuple[str, bytes | None]] | None], contextlib.AbstractContextManager[None]
+    ]
+    | None = None,
 ) -> None:
     """Subscribe ``handler`` to CloudEvents on ``topics`` with the platform's rules.
 
@@ -315,8 +320,15 @@ def subscribe_events(
         subscriber(consume, decoder=raw_body)
         return
 
+    async def traced_handle(record: ConsumerRecord[bytes, bytes]) -> None:
+        if traced is None:
+            await handle(record)
+            return
+        with traced(record.topic, record.headers):  # each record in its own trace
+            await handle(record)
+
     async def consume_batch(body: Any, message: KafkaMessage) -> None:
-        await handle_batch(handle, _records(message))
+        await handle_batch(traced_handle, _records(message))
 
     subscriber(consume_batch, decoder=raw_body)
 

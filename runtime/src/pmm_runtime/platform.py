@@ -189,6 +189,7 @@ class Platform:
             title=f"{self.settings.service_name}.{purpose}:subscribe",
             description=description,
             batch_size=self.settings.consumer_batch_size,
+            traced=self.telemetry.consuming,
         )
 
     def document(

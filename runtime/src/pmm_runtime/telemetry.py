@@ -10,8 +10,9 @@ One trace follows a request through the platform:
   (``outbox.Outgoing.entry``), and the relay publishes it inside that context, so the
   producer span is a child of the request that caused the event, however late it is sent;
 - Kafka: FastStream's ``KafkaTelemetryMiddleware`` writes ``traceparent`` into the message
-  headers when producing and opens the consumer span from them when consuming; the
-  handler's store writes and outbox entries continue that trace.
+  headers when producing and opens the consumer span from them when consuming (for a
+  batch, one span linked to its records, and ``Telemetry.consuming`` a span per record
+  from its own header); the handler's store writes and outbox entries continue that trace.
 
 Export: with ``otel_exporter_otlp_endpoint`` set, a tracer provider of this process sends
 spans in batches over OTLP/HTTP. Unset, the platform uses OpenTelemetry's global provider:
@@ -21,8 +22,9 @@ tests do with an in-memory exporter or as the ``opentelemetry-instrument`` agent
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -121,6 +123,27 @@ class Telemetry:
     def broker_middleware(self) -> KafkaTelemetryMiddleware:
         """Producer and consumer spans, ``traceparent`` in the Kafka headers."""
         return KafkaTelemetryMiddleware(tracer_provider=self.provider)
+
+    @contextlib.contextmanager
+    def consuming(
+        self, topic: str, headers: Sequence[tuple[str, bytes | None]] | None
+    ) -> Iterator[None]:
+        """A consumer span for one record of a batch, continuing the trace its
+        ``traceparent`` header carries. (For a batch, FastStream's middleware opens one span
+        for the whole batch, linked to its records: a record's handling would otherwise
+        not be in the trace that caused it.)"""
+        carrier = {
+            name: value.decode(errors="replace")
+            for name, value in headers or ()
+            if value is not None and name in ("traceparent", "tracestate")
+        }
+        with self.tracer.start_as_current_span(
+            f"{topic} process",
+            context=context_from(carrier),
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
+        ):
+            yield
 
     def mongo_listener(self) -> MongoSpans:
         return MongoSpans(self.tracer)
