@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import DuplicateKeyError
 
 from pmm_contracts.envelope import EventData
 from pmm_runtime.changes import Aggregates
@@ -212,6 +213,71 @@ async def test_a_stale_lock_is_taken_over_and_a_live_one_waited_for(
         assert not await writes.update_one(docs, {"_id": "d", "n": 0}, {"$inc": {"n": 1}})
         found = await docs.find_one({"_id": "d"})
         assert found["n"] == 1
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
+class _Inserts(monitoring.CommandListener):
+    """Counts the ``insert`` commands a client sends (PyMongo command monitoring)."""
+
+    def __init__(self) -> None:
+        self.commands: list[int] = []  # documents per insert command
+
+    def started(self, event: Any) -> None:
+        if event.command_name == "insert":
+            self.commands.append(len(event.command.get("documents") or []))
+
+    def succeeded(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass
+
+
+@pytest.mark.integration
+async def test_concurrent_inserts_are_one_call_and_each_caller_gets_its_own_outcome(
+    make_settings: Callable[..., ServiceSettings],
+) -> None:
+    """Group commit (decision 0010): 40 coroutines inserting into one collection at once
+    cost a few ``insert`` commands, not 40; a duplicate is its own caller's error only;
+    a caller alone still inserts at once; locks taken and released concurrently are
+    grouped too and none is left behind."""
+    settings = make_settings(service_name="writes")
+    seen = _Inserts()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, event_listeners=[seen]
+    )
+    db = client[settings.database_name]
+    writes = Writes(db, holder="me")
+    docs = db["docs"]
+    try:
+        await docs.insert_one({"_id": "taken"})
+        seen.commands.clear()
+        ids = [f"d{n}" for n in range(40)] + ["taken"]
+        outcomes = await asyncio.gather(
+            *(writes.insert_one(docs, {"_id": i, "n": n}) for n, i in enumerate(ids)),
+            return_exceptions=True,
+        )
+        assert outcomes[:40] == [None] * 40
+        assert isinstance(outcomes[40], DuplicateKeyError)
+        assert sum(seen.commands) == 41
+        assert len(seen.commands) <= 3, seen.commands  # one call, or a few under load
+        assert await docs.count_documents({}) == 41
+
+        seen.commands.clear()
+        await writes.insert_one(docs, {"_id": "alone"})
+        assert seen.commands == [1]
+
+        seen.commands.clear()
+        await asyncio.gather(
+            *(writes.update_one(docs, {"_id": f"d{n}"}, {"$inc": {"n": 1}}) for n in range(20))
+        )
+        lock_inserts = seen.commands  # the lock documents, grouped
+        assert sum(lock_inserts) == 20 and len(lock_inserts) < 20, lock_inserts
+        assert await db[LOCK_COLLECTION].count_documents({}) == 0
+        found = await docs.find({"_id": {"$in": [f"d{n}" for n in range(20)]}}).to_list(None)
+        assert sorted(d["n"] for d in found) == list(range(1, 21))
     finally:
         await client.drop_database(settings.database_name)
         await client.close()

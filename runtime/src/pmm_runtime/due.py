@@ -57,7 +57,7 @@ class DueIndex:
             return  # unchanged: no write
         if current is None:
             with contextlib.suppress(DuplicateKeyError):  # written meanwhile: update it
-                await self.collection.insert_one({"_id": key, "on": day})
+                await self.writes.insert_one(self.collection, {"_id": key, "on": day})
                 return
         await self.writes.update_one(
             self.collection, {"_id": key}, {"$set": {"on": day}}, upsert=True

@@ -176,8 +176,8 @@ class CaseRepository(Aggregates[Case]):
     async def record_read(self, case_id: str, actor: str, at: datetime) -> None:
         """A read of the case file (the law asks who read it): appended to ``case_reads``,
         never to the case itself."""
-        await self.reads.insert_one(
-            {"case_id": case_id, "at": at, "actor": actor, "action": "case.read"}
+        await self.store.writes.insert_one(
+            self.reads, {"case_id": case_id, "at": at, "actor": actor, "action": "case.read"}
         )
 
     async def audit_trail(self, case_id: str) -> list[Document]:

@@ -240,7 +240,7 @@ class BridgingRepository(Aggregates[Application]):
         }
         # DuplicateKeyError: the same command, retried after a crash, is booked once.
         with contextlib.suppress(DuplicateKeyError):
-            await self.ledger.insert_one(entry)
+            await self.store.writes.insert_one(self.ledger, entry)
         if moved is None:
             raise AlreadyBooked(command_id)
 

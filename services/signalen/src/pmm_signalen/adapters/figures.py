@@ -80,8 +80,9 @@ class YearlyFigures:
         for delta in deltas:
             for example in delta.get("examples") or []:
                 with contextlib.suppress(DuplicateKeyError):
-                    await self.measures.insert_one(
-                        {"_id": bucket_id, "year": delta["year"], "delta": delta["id"], **example}
+                    await self.writes.insert_one(
+                        self.measures,
+                        {"_id": bucket_id, "year": delta["year"], "delta": delta["id"], **example},
                     )
                 self._with_example.add(bucket_id)
                 return
