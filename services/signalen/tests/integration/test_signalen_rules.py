@@ -406,7 +406,15 @@ async def test_a_replayed_evaluation_counts_once_in_the_yearly_figures(
     await world.send(*events)
     await world.signal(signal_id_for(events[2].id, "lp1"))
     figures = world.deps.figures
+    # the evaluation's delta is carried by its announcement, not by the case document
+    case_id = events[2].data.case_id
+    case = await world.deps.cases.collection.find_one({"_id": case_id})
+    assert case is not None
+    assert not case.get("_figures")
+    assert figures.pending is not None
+    carried = f"delta/case:{case_id}:evaluated"  # (the projector's timer may be first)
     await figures.run_once()
+    assert await figures.pending.collection.find_one({"_id": carried}) is None
     await world.send(events[2])  # the Loket's evaluation again (redelivery, replay)
     await asyncio.sleep(1.0)
     await figures.run_once()

@@ -12,10 +12,18 @@ the data; FerretDB decodes every document): the writer of a delta announces its 
 in the small ``_figures_pending`` collection after the write (``announce``), and the
 projector reads the announcements. A crash between the write and its announcement is
 recovered by the full scan at the first round and every ``sweep_interval_s`` (rarely).
+
+A delta that depends only on the event that causes it (a case's evaluation) needs no
+source document: it is *carried* by its announcement (``carry``: one insert, its ``_id``
+derived from the delta's id, so a redelivered event inserts nothing new), written before
+the change it belongs to, and the projector applies it from the announcement without
+reading or clearing a source (decision 0010). Applying it once is the bucket's rule, as
+for every delta.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections import Counter
@@ -34,6 +42,8 @@ from pmm_signalen.domain.figures import Delta
 FIGURES = "_figures"
 FIGURES_PENDING = "_figures_pending"
 """The announcements of documents with deltas waiting (collection, id): small."""
+CARRIED = "delta"
+"""The ``c`` of an announcement that carries its delta itself (``d``; ``carry``)."""
 APPLIED = "_applied"
 VERSION = "_v"
 
@@ -204,6 +214,18 @@ class YearlyFigures:
         async for bucket in self.figures.find({"year": year}, {"counts": 1, "year": 1, VERSION: 1}):
             await self._show(bucket)
 
+    async def carry(self, delta: Delta) -> bool:
+        """Queue ``delta`` in an announcement of its own (no source document); False
+        without an announcement collection (the caller then queues it on its document)."""
+        if self.pending is None:
+            return False
+        with contextlib.suppress(DuplicateKeyError):  # redelivered: queued already
+            await self.writes.insert_one(
+                self.pending.collection,
+                {"_id": f"{CARRIED}/{delta['id']}", "c": CARRIED, "a": delta["id"], "d": delta},
+            )
+        return True
+
     async def announce(self, source: str, document_id: str) -> None:
         """After a write that queued a delta on ``source``'s document: the projector's work."""
         if self.pending is not None:
@@ -220,35 +242,51 @@ class YearlyFigures:
             return await self.sweep()
         sources = {source.name: source for source in self.sources}
         docs: list[tuple[AsyncCollection[Document], Document]] = []
+        carried: list[Delta] = []
         markers: list[Document] = []
         for (name, doc_id), announced in by_aggregate(
             await self.pending.waiting(self.batch_size)
         ).items():
             source = sources.get(name)
-            if source is not None:
+            if name == CARRIED:
+                carried.extend(m["d"] for m in announced[:1] if m.get("d"))
+            elif source is not None:
                 doc = await source.find_one({"_id": doc_id}, {FIGURES: 1})
                 if doc is not None:
                     docs.append((source, doc))
             markers.extend(announced)
-        applied = await self._apply_documents(docs)
+        applied = await self._apply_documents(docs, carried)
         await self.pending.done_all(markers)
         return applied
 
     async def _apply_documents(
-        self, docs: Sequence[tuple[AsyncCollection[Document], Document]]
+        self,
+        docs: Sequence[tuple[AsyncCollection[Document], Document]],
+        carried: Sequence[Delta] = (),
     ) -> int:
-        """Apply the deltas the documents carry, then remove them from the documents (the
-        exact entries, as read: FerretDB's ``$pull`` with a condition removes nothing)."""
+        """Apply the deltas the documents carry (and those carried by announcements), then
+        remove them from the documents (the exact entries, as read: FerretDB's ``$pull``
+        with a condition removes nothing), all documents at once (their write locks are
+        taken and released together: ``Writes``' group commit)."""
         shown: dict[str, Document] = {}  # one view write per bucket and round
         try:
             applied = await self.apply_all(
-                [delta for _, doc in docs for delta in doc.get(FIGURES) or []], shown
+                [*carried, *(delta for _, doc in docs for delta in doc.get(FIGURES) or [])],
+                shown,
             )
-            for source, doc in docs:
-                if doc.get(FIGURES):
-                    await self.writes.update_one(
+            cleared = await asyncio.gather(
+                *(
+                    self.writes.update_one(
                         source, {"_id": doc["_id"]}, {"$pullAll": {FIGURES: doc[FIGURES]}}
                     )
+                    for source, doc in docs
+                    if doc.get(FIGURES)
+                ),
+                return_exceptions=True,
+            )
+            for outcome in cleared:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         finally:
             await self._show_all(shown)
         return applied

@@ -123,6 +123,10 @@ async def evaluate(deps: Deps, event_id: uuid.UUID, data: case_events.CaseEvalua
         Signal.from_learning_point(data, event_id, point, at=now, term_days=deps.term_days)
         for point in data.learning_points
     ]
+    # The case's figures delta derives from the event alone (its id too): it is queued
+    # first, in an announcement of its own, and counted once however often it comes.
+    delta = fig.case_delta(data, [signal for signal, _ in made])
+    carried = await deps.figures.carry(delta)
     await deps.cases.upsert(
         data.case_id,
         {
@@ -136,10 +140,8 @@ async def evaluate(deps: Deps, event_id: uuid.UUID, data: case_events.CaseEvalua
             "learning_points": len(data.learning_points),
             **_closed_fields(data.closed_at, data.submitted_at, data.duration_days),
         },
-        (delta := fig.case_delta(data, [signal for signal, _ in made])),
+        None if carried else delta,
     )
-    if delta:
-        await deps.figures.announce(deps.cases.collection.name, data.case_id)
     created = 0
     for signal, events in made:
         events.append(signal.changed_event("created"))
