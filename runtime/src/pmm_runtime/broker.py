@@ -391,9 +391,6 @@ class TombstonePublisher:
         ack: Awaitable[object] = await self._producer.send(topic, None, key=key)
         return ack
 
-    async def publish(self, topic: str, key: bytes) -> None:
-        await (await self.send(topic, key))
-
     async def close(self) -> None:
         if self._producer is not None:
             await self._producer.stop()

@@ -64,7 +64,7 @@ class DueIndex:
         )
 
     async def before(self, day_iso: str, limit: int) -> list[str]:
-        """Keys whose date lies before ``day_iso``, earliest first."""
+        """Keys whose date lies before ``day_iso``, earliest first (``limit`` 0: all)."""
         docs = (
             await self.collection.find({"on": {"$lt": day_iso}}, {"_id": 1})
             .sort([("on", ASCENDING), ("_id", ASCENDING)])

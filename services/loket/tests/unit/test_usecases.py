@@ -380,7 +380,7 @@ async def test_a_consultation_goes_to_the_register_contact_or_their_deputy(
     assert await uc.scan_deadlines(later) == 0
     assert ev.DeadlineWarning.EVENT_TYPE in await outbox_types(deps, case_id)
     # the scan reads the due-date index, which a start-up rebuild restores after a crash
-    await deps.repo.deadlines.delete_many({})
+    await deps.repo.deadline_index.collection.delete_many({})
     assert await uc.scan_deadlines(at(deps, datetime(2027, 6, 1, tzinfo=UTC))) == 0
     await deps.repo.rebuild_deadline_index()
     assert await deps.repo.due_for_warning(date(2027, 6, 1)) == [case_id]

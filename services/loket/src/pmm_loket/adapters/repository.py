@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -69,8 +69,8 @@ class CaseRepository(Aggregates[Case]):
         self.counters = counters
         database = cases.collection.database
         self.reads = database["case_reads"]
-        self.deadlines = database["case_deadlines"]  # {_id: case id, on: first warning day}
-        self.deadline_index = DueIndex(self.deadlines, cases.writes)
+        # {_id: case id, on: first warning day} of the open cases with a running deadline
+        self.deadline_index = DueIndex(database["case_deadlines"], cases.writes)
         self.warn_days = warn_days
 
     # The due-date index of the deadline scan ----------------------------------------------
@@ -90,8 +90,7 @@ class CaseRepository(Aggregates[Case]):
     async def due_for_warning(self, today: date) -> list[str]:
         """Ids of the cases with a warning due by ``today``: read from the small index
         (open cases with a running deadline), never a scan of all cases."""
-        cursor = self.deadlines.find({"on": {"$lte": today.isoformat()}}, {"_id": 1})
-        return [str(d["_id"]) async for d in cursor]
+        return await self.deadline_index.before((today + timedelta(days=1)).isoformat(), 0)
 
     async def create_indexes(self) -> None:
         coll = self.collection
@@ -99,7 +98,7 @@ class CaseRepository(Aggregates[Case]):
         await coll.create_index([("status", ASCENDING), ("case_director_id", ASCENDING)])
         await coll.create_index([("submitting_organisation", ASCENDING)])
         await self.reads.create_index([("case_id", ASCENDING), ("at", ASCENDING)])
-        await self.deadlines.create_index("on")
+        await self.deadline_index.create_indexes()
 
     async def next_number(self, year: int) -> int:
         """The next sequence number of ``year``: atomic, never reused."""

@@ -112,26 +112,15 @@ class YearlyFigures:
         newest copy per bucket) for the caller to write once per round (``_show_all``)."""
         bucket_id = _bucket_id(delta)
         await self._example(bucket_id, delta)
-        increments = {f"counts.{k}": int(v) for k, v in delta["counts"].items() if v}
-        if not increments:
+        if not any(delta["counts"].values()):
             return False
+        if shown is not None:
+            return await self._apply_group(bucket_id, [delta], shown)
+        collected: dict[str, Document] = {}
         try:
-            bucket = await self.writes.find_one_and_update(
-                self.figures,
-                {"_id": bucket_id, APPLIED: {"$ne": applied_key(delta["id"])}},
-                {
-                    "$inc": {**increments, VERSION: 1},
-                    "$push": {APPLIED: applied_key(delta["id"])},
-                    "$set": {"year": delta["year"]},
-                },
-                upsert=True,  # no projection: FerretDB 1.24 does not implement it here
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:  # the bucket exists and has this delta: applied already
-            return False
-        if bucket is not None and shown is None:
-            await self._show(bucket)
-        return self._seen(bucket, shown)
+            return await self._apply_group(bucket_id, [delta], collected)
+        finally:
+            await self._show_all(collected)
 
     async def apply_all(
         self, deltas: Sequence[Delta], shown: dict[str, Document] | None = None
@@ -165,6 +154,8 @@ class YearlyFigures:
     async def _apply_group(
         self, bucket_id: str, group: Sequence[Delta], shown: dict[str, Document]
     ) -> bool:
+        """Add the deltas of one bucket in one write, on condition that none is in it yet
+        (False when one is: applied already, or the caller goes one by one)."""
         totals: Counter[str] = Counter()
         for delta in group:
             totals.update({f"counts.{k}": int(v) for k, v in delta["counts"].items() if v})
