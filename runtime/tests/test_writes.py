@@ -23,7 +23,14 @@ from pmm_runtime.changes import Aggregates
 from pmm_runtime.errors import Conflict
 from pmm_runtime.mongo import Document
 from pmm_runtime.settings import ServiceSettings
-from pmm_runtime.writes import LOCK_COLLECTION, LockTimeout, Writes, WriteStrategy, matches
+from pmm_runtime.writes import (
+    LOCK_COLLECTION,
+    LockTimeout,
+    Writes,
+    WriteStrategy,
+    _Group,
+    matches,
+)
 
 from .support import Counted, platform
 
@@ -282,3 +289,51 @@ async def test_concurrent_inserts_are_one_call_and_each_caller_gets_its_own_outc
     finally:
         await client.drop_database(settings.database_name)
         await client.close()
+
+
+class _Recorded(_Group[str]):
+    """A group whose call the test holds open and can fail, recording what went out."""
+
+    def __init__(self) -> None:
+        super().__init__(limit=64)
+        self.sent: list[list[str]] = []
+        self.gate = asyncio.Event()
+        self.fail_whole: Exception | None = None
+
+    async def _send(self, items: list[str]) -> dict[int, BaseException]:
+        self.sent.append(items)
+        await self.gate.wait()
+        if self.fail_whole is not None:
+            raise self.fail_whole
+        return {i: ValueError(item) for i, item in enumerate(items) if item.startswith("bad")}
+
+
+async def test_a_group_settles_each_caller_and_drops_a_cancelled_callers_unsent_entry() -> None:
+    """The group-commit pattern of ``GroupInsert`` and ``GroupRelease`` (decision 0010):
+    an entry failing alone fails only its caller; a caller cancelled while its entry waits
+    behind a call in flight is never sent; an error of the whole call reaches every caller
+    of that call."""
+    group = _Recorded()
+    first = asyncio.create_task(group._submit("a"))
+    await asyncio.sleep(0.01)  # "a" is in flight, holding the turn
+    waiting = asyncio.create_task(group._submit("gone"))
+    others = [asyncio.create_task(group._submit(n)) for n in ("b", "bad1", "c")]
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    group.gate.set()
+    await first
+    outcomes = await asyncio.gather(*others, return_exceptions=True)
+    assert outcomes[0] is None
+    assert outcomes[2] is None
+    assert isinstance(outcomes[1], ValueError)
+    assert group.sent == [["a"], ["b", "bad1", "c"]]
+    assert waiting.cancelled()
+
+    whole = _Recorded()
+    whole.fail_whole = ConnectionError("store gone")
+    whole.gate.set()
+    results = await asyncio.gather(
+        *(whole._submit(n) for n in ("x", "y", "z")), return_exceptions=True
+    )
+    assert all(isinstance(r, ConnectionError) for r in results), results
+    assert whole.sent == [["x", "y", "z"]]

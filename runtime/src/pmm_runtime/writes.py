@@ -46,7 +46,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -72,7 +72,7 @@ class LockTimeout(Unavailable):
     holder, and the wait outlasts the takeover of its lock)."""
 
 
-_MISSING = object()
+T = TypeVar("T")
 
 
 def _values(document: Any, path: str) -> list[Any]:
@@ -162,55 +162,92 @@ def matches(document: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:
     return True
 
 
-class GroupInsert:
-    """Group commit of one collection's inserts within one process.
+class _Group(Generic[T]):
+    """Group commit within one process: the pattern ``GroupInsert`` and ``GroupRelease``
+    share.
 
-    A caller queues its document and takes the queue's turn (an ``asyncio.Lock``); whoever
+    A caller queues its entry and takes the queue's turn (an ``asyncio.Lock``); whoever
     holds the turn first yields once to the event loop, so that the coroutines ready to run
-    queue theirs too, then sends everything queued (at most ``limit``) as one unordered
-    ``insert_many`` and settles each caller's future: done, its own ``DuplicateKeyError``
-    or ``WriteError``, or the error of the whole call (its outcome unknown, as for a single
-    insert). A caller whose document went out with an earlier holder's call finds its
-    future settled when its turn comes. Alone, a caller pays one yield; under load, one
-    round trip serves many. Documents of one caller stay in its order: it awaits each.
+    queue theirs too, then sends everything queued (at most ``limit``) as one call
+    (``_send``) and settles each caller's future: done, the failure ``_send`` names for
+    that entry alone, or the error of the whole call (its outcome unknown, as for a single
+    write). A caller whose entry went out with an earlier holder's call finds its future
+    settled when its turn comes. Alone, a caller pays one yield; under load, one round
+    trip serves many. A cancelled caller's entry that was not sent yet is taken out of the
+    queue; entries of one caller stay in its order (it awaits each).
     """
 
-    def __init__(self, collection: AsyncCollection[Document], *, limit: int = 64) -> None:
-        # limit: below 100, the connections FerretDB 1.24 keeps per database (its pool);
-        # an insert_many is one statement per document there, in one transaction
-        self.collection = collection
+    def __init__(self, *, limit: int) -> None:
         self.limit = limit
-        self._queue: list[tuple[Document, asyncio.Future[None]]] = []
+        self._queue: list[tuple[T, asyncio.Future[None]]] = []
         self._turn = asyncio.Lock()
 
-    async def insert(self, document: Mapping[str, Any]) -> None:
+    async def _submit(self, item: T) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (dict(document), future)
+        entry = (item, future)
         self._queue.append(entry)
         try:
             async with self._turn:
                 if not future.done():
                     await asyncio.sleep(0)  # the coroutines ready now queue theirs too
                     batch, self._queue = self._queue[: self.limit], self._queue[self.limit :]
-                    await self._send(batch)
+                    await self._settle(batch)
         except asyncio.CancelledError:
-            if entry in self._queue:  # not sent: it never will be
-                self._queue.remove(entry)
+            if any(queued is entry for queued in self._queue):  # not sent: it never will be
+                self._queue = [queued for queued in self._queue if queued is not entry]
             raise
-        await future  # this document's own outcome
+        await future  # this entry's own outcome
 
-    async def _send(self, batch: list[tuple[Document, asyncio.Future[None]]]) -> None:
-        documents = [document for document, _ in batch]
-        failed: dict[int, BaseException] = {}
+    async def _settle(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
         try:
-            if len(documents) == 1:
-                await self.collection.insert_one(documents[0])
+            failed = await self._send([item for item, _ in batch])
+        except BaseException as exc:  # connection lost, cancelled: nobody knows what landed
+            error = exc if isinstance(exc, Exception) else Unavailable("write cancelled")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for index, (_, future) in enumerate(batch):
+            if future.done():
+                continue
+            if index in failed:
+                future.set_exception(failed[index])
             else:
-                await self.collection.insert_many(documents, ordered=False)
+                future.set_result(None)
+
+    async def _send(self, items: list[T]) -> dict[int, BaseException]:
+        """Send ``items`` as one call; the failure of each entry that failed alone, by its
+        index. Raises when the outcome of the whole call is unknown."""
+        raise NotImplementedError
+
+
+class GroupInsert(_Group[Document]):
+    """Group commit of one collection's inserts: one unordered ``insert_many`` for the
+    documents queued meanwhile; a caller's own failure is its ``DuplicateKeyError`` or
+    ``WriteError`` from the call's ``writeErrors``."""
+
+    def __init__(self, collection: AsyncCollection[Document], *, limit: int = 64) -> None:
+        # limit: below 100, the connections FerretDB 1.24 keeps per database (its pool);
+        # an insert_many is one statement per document there, in one transaction
+        super().__init__(limit=limit)
+        self.collection = collection
+
+    async def insert(self, document: Mapping[str, Any]) -> None:
+        await self._submit(dict(document))
+
+    async def _send(self, items: list[Document]) -> dict[int, BaseException]:
+        try:
+            if len(items) == 1:
+                await self.collection.insert_one(items[0])
+            else:
+                await self.collection.insert_many(items, ordered=False)
         except DuplicateKeyError as exc:  # insert_one
-            failed[0] = exc
+            return {0: exc}
         except BulkWriteError as exc:
             details = exc.details or {}
+            failed: dict[int, BaseException] = {}
             for error in details.get("writeErrors") or []:
                 index, code = int(error.get("index", -1)), error.get("code")
                 message = str(error.get("errmsg", "write error"))
@@ -220,60 +257,30 @@ class GroupInsert:
                     else WriteError(message, code, error)
                 )
             if (details.get("writeConcernErrors") or []) or not failed:
-                for _, future in batch:  # the outcome of the whole call is unknown
-                    if not future.done():
-                        future.set_exception(exc)
-                return
-        except BaseException as exc:  # connection lost, cancelled: nobody knows what landed
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(
-                        exc if isinstance(exc, Exception) else Unavailable("insert cancelled")
-                    )
-            raise
-        for index, (_, future) in enumerate(batch):
-            if future.done():
-                continue
-            if index in failed:
-                future.set_exception(failed[index])
-            else:
-                future.set_result(None)
+                raise  # the outcome of the whole call is unknown
+            return failed
+        return {}
 
 
-class GroupRelease:
+class GroupRelease(_Group[str]):
     """Group the deletes of this holder's lock documents (one ``delete_many`` by ``$in`` on
     the small lock collection for all the locks released meanwhile)."""
 
-    def __init__(self, locks: AsyncCollection[Document], holder: str) -> None:
+    def __init__(self, locks: AsyncCollection[Document], holder: str, *, limit: int = 64) -> None:
+        super().__init__(limit=limit)
         self.locks = locks
         self.holder = holder
-        self._queue: list[tuple[str, asyncio.Future[None]]] = []
-        self._turn = asyncio.Lock()
 
     async def release(self, name: str) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((name, future))
-        async with self._turn:
-            if not future.done():
-                await asyncio.sleep(0)
-                batch, self._queue = self._queue, []
-                names = list(dict.fromkeys(n for n, _ in batch))
-                try:
-                    if len(names) == 1:
-                        await self.locks.delete_one({"_id": names[0], "holder": self.holder})
-                    else:
-                        await self.locks.delete_many({"_id": {"$in": names}, "holder": self.holder})
-                except BaseException as exc:
-                    for _, waiting in batch:
-                        if not waiting.done():
-                            waiting.set_exception(
-                                exc if isinstance(exc, Exception) else Unavailable("cancelled")
-                            )
-                    raise
-                for _, waiting in batch:
-                    if not waiting.done():
-                        waiting.set_result(None)
-        await future
+        await self._submit(name)
+
+    async def _send(self, items: list[str]) -> dict[int, BaseException]:
+        names = list(dict.fromkeys(items))
+        if len(names) == 1:
+            await self.locks.delete_one({"_id": names[0], "holder": self.holder})
+        else:
+            await self.locks.delete_many({"_id": {"$in": names}, "holder": self.holder})
+        return {}
 
 
 @dataclass

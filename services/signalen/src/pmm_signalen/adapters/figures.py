@@ -97,11 +97,11 @@ class YearlyFigures:
                 self._with_example.add(bucket_id)
                 return
 
-    def _seen(self, bucket: Document | None, shown: dict[str, Document] | None) -> bool:
+    def _seen(self, bucket: Document | None, shown: dict[str, Document]) -> bool:
         """Collect the newest copy of a written bucket for its view; whether it was written."""
         if bucket is None:
             return False
-        if shown is not None and bucket[VERSION] > shown.get(bucket["_id"], {}).get(VERSION, -1):
+        if bucket[VERSION] > shown.get(bucket["_id"], {}).get(VERSION, -1):
             shown[bucket["_id"]] = bucket
         return True
 
