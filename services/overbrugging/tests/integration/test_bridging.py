@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from pmm_contracts import encode_event, new_event
 from pmm_contracts.events.cases import BridgingRequested, Urgency
 from pmm_contracts.topics import LOKET_CASES, OVERBRUGGING_APPLICATIONS
+from pmm_overbrugging.adapters.repository import AlreadyBooked, Booking
 from pmm_overbrugging.app import create_app
 from pmm_overbrugging.domain.model import (
     CONDITIONS,
@@ -490,3 +491,52 @@ async def test_the_v1_api_pages_filters_and_bounds_its_numbers(
     openapi = (await client.get("/openapi.json")).json()
     assert "/v1/applications" in openapi["paths"]
     assert "/applications" not in openapi["paths"]
+
+
+async def test_a_budget_written_before_0011_is_migrated_and_its_bookings_stay_once(
+    service: tuple[httpx.AsyncClient, uc.Deps], unique: str
+) -> None:
+    """A budget of the old form listed every command it applied (``commands``,
+    ``amounts``). At start-up the lists go; a command without its ledger entry (a crash
+    before it) stays in flight with its amount, and its retry writes that entry once."""
+    _, deps = service
+    year = 2900 + int(uuid.uuid4().hex[:4], 16) % 90
+    await deps.repo.budgets.delete_one({"_id": year})
+    await deps.repo.ledger.delete_many({"year": year})
+    done, crashed = f"{unique}-done", f"{unique}-crashed"
+    await deps.repo.budgets.insert_one(
+        {
+            "_id": year,
+            "total_cents": 1_000_00,
+            "available_cents": 700_00,
+            "committed_cents": 300_00,
+            "paid_cents": 0,
+            "recovered_cents": 0,
+            "written_off_cents": 0,
+            "commands": [done, crashed],
+            "amounts": [{"c": done, "n": 100_00}, {"c": crashed, "n": 200_00}],
+        }
+    )
+    await deps.repo.ledger.insert_one(
+        {
+            "_id": done,
+            "application_id": "a1",
+            "year": year,
+            "kind": "commitment",
+            "amount_cents": 100_00,
+        }
+    )
+    assert await deps.repo.migrate_budgets() >= 1
+    budget = await deps.repo.budgets.find_one({"_id": year})
+    assert budget is not None
+    assert "commands" not in budget
+    assert "amounts" not in budget
+    assert budget["_inflight"] == [{"k": crashed, "n": 200_00}]
+
+    for command, cents in ((done, 100_00), (crashed, 999_00)):  # retries of both
+        with pytest.raises(AlreadyBooked):
+            await deps.repo.book(Booking(command, year, "commitment", cents), "a2")
+    assert await deps.repo.ledger_sums(year) == {"commitment": 300_00}
+    figures = await uc.figures(deps, HOLDER, year)
+    assert figures.ledger_consistent
+    assert figures.available == Decimal("700.00")

@@ -1,10 +1,13 @@
 """Mongo persistence: applications (aggregates with outbox), yearly budgets, the ledger.
 
 A budget can never be overdrawn: an approval commits with ONE conditional single-document
-update (``available_cents >= amount`` and the command not applied yet); there is no
-read-then-write. Ledger entries are immutable documents whose ``_id`` is the command id,
-so a retried command books nothing twice; the budget remembers each command's amount, so
-a retry after a crash writes the ledger entry with the amount the budget moved by.
+update (``available_cents >= amount``, the command not applied yet); the check is in the
+update's condition, not in a read before it. Ledger entries are immutable documents whose
+``_id`` is the command id, so a retried command books nothing twice. The budget lists the
+bookings in flight with their amounts until their ledger entries exist (``ApplyOnce``,
+decision 0011), so a retry after a crash writes the ledger entry with the amount the
+budget moved by, and the budget stays one small document however many bookings a year
+has.
 
 Every other money step is saved on the application first, with the booking it owes in
 ``_pending_bookings`` (same atomic write, the change loop's ``extra_push``), and booked
@@ -18,7 +21,6 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -28,6 +30,7 @@ from pmm_contracts.topics import OVERBRUGGING_APPLICATIONS
 from pmm_overbrugging.domain.model import Application, Status
 from pmm_runtime.changes import Aggregates
 from pmm_runtime.mongo import Document
+from pmm_runtime.once import INFLIGHT, ApplyOnce, Refused, Seen
 from pmm_runtime.outbox import AggregateStore, PendingOutbox
 from pmm_runtime.writes import SweepSchedule
 
@@ -81,6 +84,7 @@ class BridgingRepository(Aggregates[Application]):
         super().__init__(applications, Application, topic=OVERBRUGGING_APPLICATIONS)
         self.budgets = budgets
         self.ledger = ledger
+        self.budget_once = ApplyOnce(applications.writes, budgets, ledger)
         # Applications whose booking failed after their step was saved: the periodic
         # sweep's work without a scan of the applications (the scan runs at its first
         # round, after a restart, and every ``sweep_interval_s``).
@@ -90,6 +94,7 @@ class BridgingRepository(Aggregates[Application]):
         self.sweeps = SweepSchedule(applications.writes, sweep_interval_s)
 
     async def create_indexes(self) -> None:
+        await self.migrate_budgets()
         await self.ledger.create_index([("application_id", ASCENDING)])
         await self.ledger.create_index([("year", ASCENDING), ("kind", ASCENDING)])
         for key in ("status", "case_id", "budget_year"):
@@ -179,7 +184,6 @@ class BridgingRepository(Aggregates[Application]):
                     "paid_cents": 0,
                     "recovered_cents": 0,
                     "written_off_cents": 0,
-                    "commands": [],
                 }
             )
             return await self.budgets.find_one({"_id": year})
@@ -200,36 +204,37 @@ class BridgingRepository(Aggregates[Application]):
         return result
 
     async def budget(self, year: int) -> Document | None:
-        return await self.budgets.find_one({"_id": year}, {"commands": 0, "amounts": 0})
+        return await self.budgets.find_one({"_id": year}, {INFLIGHT: 0})
 
     async def book(self, booking: Booking, application_id: str) -> None:
         """Move the budget and write the ledger entry for one booking, exactly once.
 
         Raises ``LookupError`` when there is no budget or not enough available, and
-        ``AlreadyBooked`` when the booking's entry was applied before.
+        ``AlreadyBooked`` when the booking's entry was applied before. The budget lists
+        only the bookings in flight (``ApplyOnce``; the ledger entry is the marker), so
+        its document does not grow with the year's bookings (decision 0011).
         """
         command_id, amount_cents = booking.entry_id, booking.cents
         moves = {k: v * amount_cents for k, v in BUDGET_MOVES[booking.kind].items()}
-        condition: dict[str, Any] = {"_id": booking.year, "commands": {"$ne": command_id}}
-        if moves.get("available_cents", 0) < 0:
-            condition["available_cents"] = {"$gte": amount_cents}
-        moved = await self.store.writes.find_one_and_update(
-            self.budgets,
-            condition,
-            {
-                "$inc": moves,
-                "$push": {"commands": command_id, "amounts": {"c": command_id, "n": amount_cents}},
-            },
+        condition = (
+            {"available_cents": {"$gte": amount_cents}}
+            if moves.get("available_cents", 0) < 0
+            else None
         )
-        if moved is None:
-            applied = await self.budgets.find_one({"_id": booking.year, "commands": command_id})
-            if applied is None:
-                raise LookupError("budget")  # no budget, or not enough available
+        outcome = await self.budget_once.apply(
+            booking.year,
+            [{"k": command_id, "n": amount_cents}],
+            {"$inc": moves},
+            condition=condition,
+        )
+        if isinstance(outcome, Refused):
+            raise LookupError("budget")  # no budget, or not enough available
+        if isinstance(outcome, Seen):
+            if not outcome.inflight:
+                raise AlreadyBooked(command_id)  # its ledger entry is there
             # Moved by an earlier attempt that may have crashed before its ledger entry:
             # the entry gets the amount the budget moved by, not this attempt's.
-            for booked in applied.get("amounts", []):
-                if booked.get("c") == command_id:
-                    amount_cents = int(booked["n"])
+            amount_cents = int(outcome.inflight[0]["n"])
         entry = {
             "_id": command_id,
             "application_id": application_id,
@@ -241,8 +246,30 @@ class BridgingRepository(Aggregates[Application]):
         # DuplicateKeyError: the same command, retried after a crash, is booked once.
         with contextlib.suppress(DuplicateKeyError):
             await self.store.writes.insert_one(self.ledger, entry)
-        if moved is None:
+        if isinstance(outcome, Seen):
             raise AlreadyBooked(command_id)
+
+    async def migrate_budgets(self) -> int:
+        """Budgets written before decision 0011 listed every command they applied
+        (``commands``, ``amounts``): keep those without a ledger entry in flight, drop the
+        lists. At start-up; the budgets are one document a year. How many were changed."""
+        changed = 0
+        async for budget in self.budgets.find({"commands": {"$exists": True}}):
+            commands = list(budget.get("commands") or [])
+            amounts = {a.get("c"): a.get("n") for a in budget.get("amounts") or []}
+            missing = [
+                {"k": c, "n": int(amounts.get(c) or 0)}
+                for c in commands
+                if not await self.budget_once.marked(c)
+            ]
+            update: Document = {"$unset": {"commands": "", "amounts": ""}}
+            if missing:
+                update["$push"] = {INFLIGHT: {"$each": missing}}
+            if await self.store.writes.update_one(
+                self.budgets, {"_id": budget["_id"], "commands": {"$size": len(commands)}}, update
+            ):
+                changed += 1
+        return changed
 
     async def entry_amount(self, entry_id: str) -> int | None:
         entry = await self.ledger.find_one({"_id": entry_id}, {"amount_cents": 1})

@@ -1,0 +1,168 @@
+"""Exactly-once updates of a hot document that does not keep every key it applied.
+
+A budget or a figures bucket is changed by many commands or deltas, each exactly once. The
+simple rule (the update's condition says the key is not in the document's list of applied
+keys, and pushes it there) makes the document grow with every key it ever saw, and on
+FerretDB 1.24 every read and update of it decodes the whole list: a read and update of a
+document with 100 keys costs 14 ms, with 2,000 keys 150 ms, against 4 ms for a small one
+(decision 0011). ``ApplyOnce`` keeps the document small:
+
+- each applied key has a *marker*, a document of its own found by ``_id`` in a marker
+  collection (a budget's ledger entry is one: its ``_id`` is the command id);
+- the hot document lists only the keys *in flight* (``_inflight``): applied, their marker
+  perhaps not written yet. The update that applies a key pushes its entry there, on
+  condition that the key is not there already;
+- keys whose markers exist are taken off the list now and then (``compact``), and each
+  time the document's ``_epoch`` goes up by one.
+
+A writer reads the document (its epoch and in-flight keys), then looks for the keys'
+markers, then updates on condition that the epoch is still the one it read. A key applied
+by someone else meanwhile is either still in flight (the condition on the list fails) or
+was compacted, which needs its marker written after the writer looked and so changed the
+epoch: the update fails, the writer reads again and finds the marker. A crash between the
+update and the marker leaves the key in flight for good, with what its entry says, until
+the caller writes the marker (``Seen`` returns the in-flight entries).
+
+The writes go through ``Writes`` (bare ``_id`` on FerretDB, the condition in the filter on
+MongoDB); markers are read by ``_id`` only, so the cost of a key does not grow with the
+number of keys applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from pmm_runtime.errors import Conflict
+from pmm_runtime.mongo import Document
+from pmm_runtime.writes import Writes, matches
+
+INFLIGHT = "_inflight"
+"""The entries of the keys applied whose markers may not be written yet; each has ``k``."""
+EPOCH = "_epoch"
+"""Goes up by one whenever keys are taken off the in-flight list."""
+
+
+@dataclass
+class Applied:
+    """The update was applied for every key: the document after it."""
+
+    document: Document
+
+
+@dataclass
+class Seen:
+    """At least one key was applied before: nothing was changed now. ``inflight`` holds
+    the in-flight entries of those keys (their markers may be missing), ``marked`` the keys
+    that have their marker."""
+
+    inflight: list[Document] = field(default_factory=list)
+    marked: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Refused:
+    """No key was applied before, and the caller's condition does not hold (or there is
+    no document and no upsert)."""
+
+
+Outcome = Applied | Seen | Refused
+
+
+class ApplyOnce:
+    """Exactly-once updates of the documents of ``collection`` (see the module doc)."""
+
+    def __init__(
+        self,
+        writes: Writes,
+        collection: AsyncCollection[Document],
+        markers: AsyncCollection[Document],
+        *,
+        keep: int = 16,
+        attempts: int = 20,
+    ) -> None:
+        self.writes = writes
+        self.collection = collection
+        self.markers = markers
+        self.keep = keep
+        self.attempts = attempts
+
+    async def marked(self, key: str) -> bool:
+        return await self.markers.find_one({"_id": key}, {"_id": 1}) is not None
+
+    async def apply(
+        self,
+        document_id: Any,
+        entries: Sequence[Mapping[str, Any]],
+        update: Mapping[str, Any],
+        *,
+        condition: Mapping[str, Any] | None = None,
+        upsert: bool = False,
+    ) -> Outcome:
+        """Apply ``update`` once for the keys of ``entries`` (each entry's ``k``), together:
+        all of them or none. The caller writes each key's marker after ``Applied``."""
+        keys = [str(entry["k"]) for entry in entries]
+        for _ in range(self.attempts):
+            current = await self.collection.find_one({"_id": document_id})
+            if current is None and not upsert:
+                return Refused()
+            inflight: list[Document] = list((current or {}).get(INFLIGHT) or [])
+            found = [entry for entry in inflight if entry.get("k") in keys]
+            if found:
+                return Seen(inflight=found)
+            marked = [key for key in keys if await self.marked(key)]
+            if marked:
+                return Seen(marked=marked)
+            if len(inflight) > self.keep and await self.compact(document_id, inflight):
+                continue  # the epoch moved: read again
+            epoch = (current or {}).get(EPOCH)
+            full: dict[str, Any] = {
+                "_id": document_id,
+                EPOCH: epoch if epoch is not None else {"$exists": False},
+                f"{INFLIGHT}.k": {"$nin": keys},
+                **(condition or {}),
+            }
+            change = {key: dict(value) for key, value in update.items()}
+            change.setdefault("$push", {})[INFLIGHT] = {"$each": [dict(e) for e in entries]}
+            try:
+                done = await self.writes.find_one_and_update(
+                    self.collection,
+                    full,
+                    change,
+                    upsert=upsert,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                if upsert:
+                    continue  # it exists and did not match: read again
+                raise
+            if done is not None:
+                return Applied(done)
+            after = await self.collection.find_one({"_id": document_id})
+            if after is None:
+                if upsert:
+                    continue
+                return Refused()
+            moved = after.get(EPOCH) != epoch
+            if moved or any(entry.get("k") in keys for entry in after.get(INFLIGHT) or []):
+                continue  # compacted or applied meanwhile: read again
+            if condition and not matches(after, condition):
+                return Refused()
+        raise Conflict(f"{self.collection.name} {document_id!r} kept changing; try again")
+
+    async def compact(self, document_id: Any, inflight: Sequence[Mapping[str, Any]]) -> int:
+        """Take the in-flight entries whose markers exist off the list (and move the
+        epoch); how many were taken off."""
+        confirmed = [dict(entry) for entry in inflight if await self.marked(str(entry["k"]))]
+        if confirmed:
+            await self.writes.update_one(
+                self.collection,
+                {"_id": document_id},
+                {"$pullAll": {INFLIGHT: confirmed}, "$inc": {EPOCH: 1}},
+            )
+        return len(confirmed)

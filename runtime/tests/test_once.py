@@ -1,0 +1,127 @@
+"""Exactly-once updates of a hot document that keeps only its keys in flight (decision 0011),
+on the real store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+from pmm_runtime.mongo import Document
+from pmm_runtime.once import EPOCH, INFLIGHT, Applied, ApplyOnce, Refused, Seen
+from pmm_runtime.settings import ServiceSettings
+from pmm_runtime.writes import Writes
+
+pytestmark = pytest.mark.integration
+
+
+async def _apply_and_mark(once: ApplyOnce, key: str, cents: int = 1) -> str:
+    """What a caller does: apply, then write the key's marker (also after a crash left the
+    key in flight)."""
+    outcome = await once.apply(
+        "budget",
+        [{"k": key, "n": cents}],
+        {"$inc": {"available": -cents, "taken": cents}},
+        condition={"available": {"$gte": cents}},
+    )
+    if isinstance(outcome, Refused):
+        return "refused"
+    if isinstance(outcome, Seen) and not outcome.inflight:
+        return "seen"
+    with contextlib.suppress(DuplicateKeyError):
+        await once.markers.insert_one({"_id": key})
+    return "applied" if isinstance(outcome, Applied) else "seen"
+
+
+async def test_each_key_counts_once_and_the_document_stays_small(
+    make_settings: Callable[..., ServiceSettings],
+) -> None:
+    """Two writers (two store clients, as two processes) apply 60 keys each, 20 of them the
+    same keys, concurrently and then again (a retry of everything), with a budget of 90:
+    exactly 90 taken, each key at most once, nothing below zero, and the document lists
+    no more than ``keep`` keys plus those in flight, not the 100 it saw."""
+    settings = make_settings(service_name="once")
+    clients: list[AsyncMongoClient[Document]] = [
+        AsyncMongoClient(settings.mongodb_url, tz_aware=True) for _ in range(2)
+    ]
+    onces = [
+        ApplyOnce(
+            Writes(c[settings.database_name], holder=f"w{n}"),
+            c[settings.database_name]["budgets"],
+            c[settings.database_name]["ledger"],
+            keep=8,
+        )
+        for n, c in enumerate(clients)
+    ]
+    db = clients[0][settings.database_name]
+    await db["budgets"].insert_one({"_id": "budget", "available": 90, "taken": 0})
+    try:
+        keys = [
+            [f"shared-{i}" for i in range(20)] + [f"own{n}-{i}" for i in range(40)] for n in (0, 1)
+        ]
+        for _ in range(2):  # the second round is every command retried
+            outcomes = await asyncio.gather(
+                *(_apply_and_mark(onces[n], key) for n in (0, 1) for key in keys[n])
+            )
+        assert await _apply_and_mark(onces[0], "one-more") == "refused"  # compacts first
+        budget = await db["budgets"].find_one({"_id": "budget"})
+        assert budget is not None
+        assert budget["available"] == 0
+        assert budget["taken"] == 90
+        assert len(budget.get(INFLIGHT) or []) <= 8, budget[INFLIGHT]
+        assert budget.get(EPOCH, 0) > 0  # compacted along the way
+        assert "refused" in outcomes  # the budget ran out: the rest was refused
+        marked = await db["ledger"].count_documents({})
+        assert marked == 90  # one marker per key applied, none for a refused one
+    finally:
+        await clients[0].drop_database(settings.database_name)
+        for c in clients:
+            await c.close()
+
+
+async def test_a_key_applied_without_its_marker_stays_in_flight_with_its_entry(
+    make_settings: Callable[..., ServiceSettings],
+) -> None:
+    """A crash between the update and the marker: the key stays in flight (compaction does
+    not take it off), a retry is ``Seen`` with what the first attempt applied, and after
+    its marker it is taken off at the next compaction."""
+    settings = make_settings(service_name="once")
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    db = client[settings.database_name]
+    once = ApplyOnce(Writes(db, holder="me"), db["budgets"], db["ledger"], keep=2)
+    await db["budgets"].insert_one({"_id": "budget", "available": 100, "taken": 0})
+    try:
+        first = await once.apply("budget", [{"k": "crashed", "n": 7}], {"$inc": {"taken": 7}})
+        assert isinstance(first, Applied)  # ... and no marker: the process died here
+        for n in range(6):
+            assert await _apply_and_mark(once, f"k{n}") == "applied"
+        retry = await once.apply("budget", [{"k": "crashed", "n": 9}], {"$inc": {"taken": 9}})
+        assert isinstance(retry, Seen)
+        assert retry.inflight == [{"k": "crashed", "n": 7}]
+        budget = await db["budgets"].find_one({"_id": "budget"})
+        assert budget is not None
+        assert budget["taken"] == 7 + 6
+        assert budget[INFLIGHT][0]["k"] == "crashed"
+
+        await db["ledger"].insert_one({"_id": "crashed"})  # the retry writes its marker
+        assert await once.compact("budget", budget[INFLIGHT]) == len(budget[INFLIGHT])
+        again = await once.apply("budget", [{"k": "crashed", "n": 7}], {"$inc": {"taken": 7}})
+        assert again == Seen(marked=["crashed"])
+        budget = await db["budgets"].find_one({"_id": "budget"})
+        assert budget is not None
+        assert budget[INFLIGHT] == []
+        assert budget["taken"] == 13
+
+        assert isinstance(
+            await once.apply("missing", [{"k": "x"}], {"$inc": {"taken": 1}}), Refused
+        )
+        upserted = await once.apply("new", [{"k": "y"}], {"$inc": {"n": 1}}, upsert=True)
+        assert isinstance(upserted, Applied)
+        assert upserted.document["n"] == 1
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
