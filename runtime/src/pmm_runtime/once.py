@@ -58,8 +58,8 @@ class Applied:
 @dataclass
 class Seen:
     """At least one key was applied before: nothing was changed now. ``inflight`` holds
-    the in-flight entries of those keys (their markers may be missing), ``marked`` the keys
-    that have their marker."""
+    the in-flight entries of those keys (their markers may be missing), or ``marked`` the
+    first key found with its marker."""
 
     inflight: list[Document] = field(default_factory=list)
     marked: list[str] = field(default_factory=list)
@@ -115,9 +115,9 @@ class ApplyOnce:
             found = [entry for entry in inflight if entry.get("k") in keys]
             if found:
                 return Seen(inflight=found)
-            marked = [key for key in keys if await self.marked(key)]
-            if marked:
-                return Seen(marked=marked)
+            for key in keys:  # one read by _id each; the first one found is enough
+                if await self.marked(key):
+                    return Seen(marked=[key])
             if len(inflight) > self.keep and await self.compact(document_id, inflight):
                 continue  # the epoch moved: read again
             epoch = (current or {}).get(EPOCH)

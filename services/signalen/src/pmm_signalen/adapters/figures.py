@@ -1,11 +1,13 @@
 """The yearly figures: bucket documents of counters, fed from the ``_figures`` deltas that
 signal and case documents carry (written atomically with the change that caused them).
 
-The projector applies each delta once: the bucket update is conditional on the delta id
-not being in the bucket's ``_applied`` list, and pushes it there in the same write. A
-crash after applying and before removing the delta from its source only means the delta
-is skipped next time. Measures taken are kept as examples in ``measures`` (one per
-bucket, so at most 64 a year).
+The projector applies each delta once (``ApplyOnce``, decision 0011): the bucket update is
+conditional on the delta not being in the bucket's short list of deltas in flight, and
+pushes it there in the same write; then the delta's marker is written (its key in
+``figures_applied``), and deltas with markers leave the list now and then, so a bucket
+stays small however many cases its year has. A crash after applying and before removing
+the delta from its source only means the delta is skipped next time. Measures taken are
+kept as examples in ``measures`` (one per bucket, so at most 64 a year).
 
 The projector does not scan the sources for deltas on its timer (a scan's cost grows with
 the data; FerretDB decodes every document): the writer of a delta announces its document
@@ -30,11 +32,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from pmm_runtime.mongo import Document
+from pmm_runtime.once import Applied, ApplyOnce, Seen
 from pmm_runtime.outbox import PendingOutbox, by_aggregate, default_writes
 from pmm_runtime.writes import SweepSchedule, Writes
 from pmm_signalen.domain.figures import Delta
@@ -49,8 +52,8 @@ VERSION = "_v"
 
 
 def applied_key(delta_id: str) -> str:
-    """A short fixed-size key for the applied list (64 bits, per year bucket): the report
-    reads the buckets, and FerretDB decodes the whole list even when it is not projected."""
+    """A short fixed-size key of a delta (64 bits): the ``_id`` of its marker and its entry
+    in a bucket's list of deltas in flight."""
     return hashlib.blake2b(delta_id.encode(), digest_size=8).hexdigest()
 
 
@@ -75,9 +78,12 @@ class YearlyFigures:
         self.writes = writes or default_writes(figures.database)
         self.pending = pending
         self.sweeps = SweepSchedule(self.writes, sweep_interval_s)
+        self.markers = figures.database[figures.name + "_applied"]
+        self.once = ApplyOnce(self.writes, figures, self.markers)
         self._with_example: set[str] = set()  # buckets known to have their example
 
     async def create_indexes(self) -> None:
+        await self.migrate()
         await self.figures.create_index([("year", ASCENDING)])
         await self.views.create_index([("year", ASCENDING)])
         await self.measures.create_index([("year", ASCENDING)])
@@ -155,26 +161,51 @@ class YearlyFigures:
         self, bucket_id: str, group: Sequence[Delta], shown: dict[str, Document]
     ) -> bool:
         """Add the deltas of one bucket in one write, on condition that none is in it yet
-        (False when one is: applied already, or the caller goes one by one)."""
+        (False when one is: applied already, or the caller goes one by one). The bucket
+        lists only the deltas in flight; each applied delta has a marker (``ApplyOnce``,
+        decision 0011), so the bucket does not grow with the year's cases."""
         totals: Counter[str] = Counter()
         for delta in group:
             totals.update({f"counts.{k}": int(v) for k, v in delta["counts"].items() if v})
         keys = [applied_key(d["id"]) for d in group]
-        try:
-            bucket = await self.writes.find_one_and_update(
+        outcome = await self.once.apply(
+            bucket_id,
+            [{"k": key} for key in keys],
+            {"$inc": {**totals, VERSION: 1}, "$set": {"year": group[0]["year"]}},
+            upsert=True,
+        )
+        if isinstance(outcome, Applied):
+            await self._mark(keys)
+            return self._seen(outcome.document, shown)
+        if isinstance(outcome, Seen) and outcome.inflight:  # a crash before their markers
+            await self._mark([str(entry["k"]) for entry in outcome.inflight])
+        return False
+
+    async def _mark(self, keys: Sequence[str]) -> None:
+        """The markers of applied deltas (inserted together: ``Writes``' group commit)."""
+
+        async def mark(key: str) -> None:
+            with contextlib.suppress(DuplicateKeyError):
+                await self.writes.insert_one(self.markers, {"_id": key})
+
+        await asyncio.gather(*(mark(key) for key in keys))
+
+    async def migrate(self) -> int:
+        """Buckets written before decision 0011 listed every delta they applied
+        (``_applied``): give those deltas their markers and drop the lists. At start-up;
+        the buckets are at most 64 a year. How many buckets were changed."""
+        changed = 0
+        async for bucket in self.figures.find({APPLIED: {"$exists": True}}, {APPLIED: 1}):
+            keys = [str(k) for k in bucket.get(APPLIED) or []]
+            for start in range(0, len(keys), 64):
+                await self._mark(keys[start : start + 64])
+            if await self.writes.update_one(
                 self.figures,
-                {"_id": bucket_id, APPLIED: {"$nin": keys}},
-                {
-                    "$inc": {**totals, VERSION: 1},
-                    "$push": {APPLIED: {"$each": keys}},
-                    "$set": {"year": group[0]["year"]},
-                },
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:  # the bucket has one of them: one by one
-            return False
-        return self._seen(bucket, shown)
+                {"_id": bucket["_id"], APPLIED: {"$size": len(keys)}},
+                {"$unset": {APPLIED: ""}},
+            ):
+                changed += 1
+        return changed
 
     async def _show_all(self, shown: dict[str, Document]) -> None:
         for bucket in shown.values():
