@@ -18,6 +18,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from stack import Row, Run
 
+from pmm_runtime.once import Applied, ApplyOnce
 from pmm_runtime.writes import Writes, WriteStrategy
 
 Doc = dict[str, Any]
@@ -40,6 +41,45 @@ async def timed(samples: int, op: Any) -> float:
         await op(i)
         took.append((time.perf_counter() - t) * 1000)
     return statistics.median(took)
+
+
+async def exactly_once(db: Any, writes: Writes, results: dict[int, dict[str, float]]) -> None:
+    """A hot document (a budget, a figures bucket) updated once per key after 100 and
+    after 10,000 earlier keys: by ``ApplyOnce`` (decision 0011: the keys in flight on the
+    document, a marker per key), and by the rule it replaced (every key in a list on the
+    document, the condition ``$ne`` on it), both serialized as on FerretDB."""
+    markers = db["once_markers"]
+    hot = db["once_hot"]
+    once = ApplyOnce(writes, hot, markers)
+    for size in (100, 10_000):
+        keys = [f"commitment:application-{size}-{i:06d}" for i in range(size)]
+        for start in range(0, size, 1000):
+            await markers.insert_many([{"_id": k} for k in keys[start : start + 1000]])
+        await hot.insert_one({"_id": f"new{size}", "n": 0})
+        await hot.insert_one(
+            {"_id": f"old{size}", "n": 0, "applied": [{"c": k, "n": 100} for k in keys]}
+        )
+
+        async def new_rule(i: int, s: int = size) -> None:
+            key = f"new-{s}-{i}"
+            outcome = await once.apply(f"new{s}", [{"k": key, "n": 100}], {"$inc": {"n": 100}})
+            assert isinstance(outcome, Applied)
+            await markers.insert_one({"_id": key})
+
+        async def old_rule(i: int, s: int = size) -> None:
+            key = f"old-{s}-{i}"
+            await writes.find_one_and_update(
+                hot,
+                {"_id": f"old{s}", "applied.c": {"$ne": key}},
+                {"$inc": {"n": 100}, "$push": {"applied": {"c": key, "n": 100}}},
+            )
+
+        results[size]["exactly-once update of a hot document by ApplyOnce (0011)"] = await timed(
+            30, new_rule
+        )
+        results[size][
+            "exactly-once update, every key listed on the document (before 0011)"
+        ] = await timed(10, old_rule)
 
 
 async def bench(run: Run) -> list[Row]:
@@ -111,6 +151,7 @@ async def bench(run: Run) -> list[Row]:
             )
             results[size] = r
             print(f"  {size} docs: " + ", ".join(f"{k} {v:.1f} ms" for k, v in r.items()))
+        await exactly_once(db, serialized, results)
         for op in results[100]:
             few, many = results[100][op], results[10_000][op]
             rows.append(
