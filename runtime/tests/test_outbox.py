@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 from aiokafka.errors import KafkaTimeoutError
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import PyMongoError
 
 from pmm_contracts import decode_event, new_event
@@ -221,3 +221,102 @@ async def test_the_relay_hands_a_page_over_at_once_and_keeps_what_was_not_acknow
     assert by_key == {b"a": [0, 1, 2], b"b": [0, 1, 2], b"c": [0, 1, 2]}
     for key in ("a", "b", "c"):
         assert (await store.get(key) or {}).get("_outbox") == []
+
+
+class _Finds(monitoring.CommandListener):
+    """Counts the ``find`` commands per collection."""
+
+    def __init__(self) -> None:
+        self.finds: dict[str, int] = {}
+
+    def started(self, event: Any) -> None:
+        if event.command_name == "find":
+            name = str(event.command.get("find"))
+            self.finds[name] = self.finds.get(name, 0) + 1
+
+    def succeeded(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass
+
+
+async def test_the_relay_publishes_an_announced_outbox_without_reading_the_aggregate(
+    make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
+) -> None:
+    """An announcement carries the outbox its write left, so the relay publishes it
+    without reading the aggregate: two writes, one pass, the newest outbox in order and
+    no read. After a publish that failed part-way the aggregate is read again, and an
+    entry published from one announcement is not published again from a newer one."""
+    settings = make_settings(service_name="snapshots")
+    topic = f"test.snapshots.{unique}"
+    await create_topics(settings.kafka_bootstrap, [topic])
+    app = platform(settings)
+    await running_platform(app)
+    seen = _Finds()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, event_listeners=[seen]
+    )
+    db = client[settings.database_name]
+    writes = Writes(db, holder="snapshots")
+    collection = db["snap"]
+    pending = PendingOutbox(db["snap_pending"], writes)
+    store = AggregateStore(collection, pending, writes)
+    send = send_fn(app.broker, app.publishers, app.tombstones)
+    refusing = [True]
+
+    async def flaky(
+        topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
+    ) -> Awaitable[object]:
+        position = json.loads(value or b"{}")["data"]["amount"]
+        if refusing[0] and key == b"y" and position == 1:
+            failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            failed.set_exception(KafkaTimeoutError("the batch expired"))
+            return failed
+        return await send(topic, key, value, headers)
+
+    def counted(key: str, n: int) -> Outgoing:
+        event = new_event(Counted(counter_id=key, amount=n), subject=key, source=settings.source)
+        return Outgoing(topic, event)
+
+    try:
+        relay = OutboxRelay(flaky, [collection], pending=pending, writes=writes)
+        assert await relay.run_once() == 0  # its start-up sweep, over nothing yet
+        await store.create("x", {"n": 1}, [counted("x", 0), counted("x", 1)])
+        assert await store.update("x", expected_version=1, events=[counted("x", 2)])
+        seen.finds.clear()
+        assert await relay.run_once() == 3
+        assert seen.finds.get("snap", 0) == 0, "published from the announcements"
+        assert (await store.get("x") or {}).get("_outbox") == []
+
+        await store.create("y", {"n": 1}, [counted("y", 0), counted("y", 1)])
+        with pytest.raises(KafkaTimeoutError):  # y0 published; y1 refused and kept
+            await relay.run_once()
+        assert [e["value"]["data"]["amount"] for e in (await store.get("y") or {})["_outbox"]] == [
+            1
+        ]
+        refusing[0] = False
+        seen.finds.clear()
+        assert await relay.run_once() == 1  # y1 only: y is read again
+        assert seen.finds.get("snap", 0) == 1
+        assert await pending.count() == 0
+
+        # Two writes whose announcements come in two passes (pages of one): the newer
+        # one's outbox still holds the entry the first pass published; it is not sent twice.
+        paged = OutboxRelay(flaky, [collection], pending=pending, writes=writes, batch_size=1)
+        assert await paged.run_once() == 0  # its start-up sweep, over nothing pending
+        await store.create("z", {"n": 1}, [counted("z", 0)])
+        assert await store.update("z", expected_version=1, events=[counted("z", 1)])
+        assert await paged.run_once() + await paged.run_once() == 2
+        assert await pending.count() == 0
+
+        records = await read_topic(settings.kafka_bootstrap, topic, count=7, settle_s=2.0)
+        by_key: dict[bytes | None, list[int]] = {}
+        for record in records:
+            by_key.setdefault(record.key, []).append(
+                decode_event(record.value, TEST_REGISTRY).data.amount
+            )
+        assert by_key == {b"x": [0, 1, 2], b"y": [0, 1], b"z": [0, 1]}
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()

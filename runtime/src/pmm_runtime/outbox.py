@@ -14,8 +14,11 @@ The relay never scans the aggregates to find work (a scan's cost grows with the 
 FerretDB decodes every document of it): after each write with events the store announces
 the aggregate in a small per-service collection, ``_outbox_pending`` (an insert-only
 announcement per write, ``PendingOutbox``). The relay reads a page of it, publishes each
-announced aggregate's outbox by an ``_id`` lookup, and removes exactly the announcements it
-read, in one delete; a write meanwhile left a new one. A
+announced aggregate's outbox, and removes exactly the announcements it read, in one
+delete; a write meanwhile left a new one. A short outbox travels with its announcement
+(the whole outbox as the write left it), so the relay publishes it without reading the
+aggregate; a sweep's announcement, a long outbox or a publish that failed part-way makes
+it read the aggregate by ``_id`` (decision 0012). A
 crash between the aggregate write and its announcement is recovered by a full sweep at
 start-up and every ``outbox_sweep_interval_s`` (rarely); a write of this process that
 failed with an unknown outcome (the store went away between the two writes, or during the
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,6 +126,11 @@ class ConcurrencyConflict(Exception):
 
 PENDING_COLLECTION = "_outbox_pending"
 
+SNAPSHOT_LIMIT = 16
+REMEMBERED = 10_000
+"""An outbox of at most this many entries goes with its announcement (an outbox that grew
+longer, because the broker was away, is read from the aggregate)."""
+
 
 def default_writes(database: Any) -> Writes:
     """The writes of a store built without ``Platform`` (tests, tools): the strategy of
@@ -148,13 +157,29 @@ class PendingOutbox:
         self.collection = collection
         self.writes = writes or default_writes(collection.database)
 
-    async def announce(self, collection: str, aggregate_id: Any) -> None:
-        """Mark ``aggregate_id`` of ``collection`` as having pending work (one insert)."""
+    async def announce(
+        self,
+        collection: str,
+        aggregate_id: Any,
+        *,
+        outbox: Sequence[Mapping[str, Any]] | None = None,
+        version: int | None = None,
+    ) -> None:
+        """Mark ``aggregate_id`` of ``collection`` as having pending work (one insert).
+
+        ``outbox`` with ``version``: the aggregate's whole outbox as the write that
+        announces it left it (``AggregateStore``), so that the relay need not read the
+        aggregate (``OutboxRelay``)."""
         token = uuid.uuid4().hex
-        await self.writes.insert_one(
-            self.collection,
-            {"_id": f"{collection}/{aggregate_id}/{token}", "c": collection, "a": aggregate_id},
-        )
+        announcement: Document = {
+            "_id": f"{collection}/{aggregate_id}/{token}",
+            "c": collection,
+            "a": aggregate_id,
+        }
+        if outbox is not None and version is not None:
+            announcement["o"] = [dict(entry) for entry in outbox]
+            announcement["v"] = version
+        await self.writes.insert_one(self.collection, announcement)
 
     async def waiting(self, limit: int) -> list[Document]:
         return await self.collection.find({}).limit(limit).to_list(None)
@@ -170,6 +195,24 @@ class PendingOutbox:
 
     async def count(self) -> int:
         return await self.collection.count_documents({})
+
+
+def _snapshot(markers: Sequence[Document]) -> list[Document] | None:
+    """The outbox to publish for one aggregate's announcements of a page, without reading
+    the aggregate: the outbox the newest of their writes left (an outbox holds every entry
+    not yet published, in order, so the newest has what the older ones had but what was
+    published meanwhile). None when one of them carries none (a sweep's, or a long
+    outbox): then the aggregate is read.
+
+    An entry of an older write that was published and removed after the newest announced
+    write is in that snapshot again: the relay that published it skips it (it remembers
+    what it saw acknowledged lately); another instance's relay publishes it again (at
+    least once, as after a crash between publish and removal). No entry is ever published
+    for the first time before an entry that preceded it."""
+    if not markers or any("o" not in m or m.get("v") is None for m in markers):
+        return None
+    newest = max(markers, key=lambda m: int(m["v"]))
+    return list(newest["o"])
 
 
 def by_aggregate(markers: Sequence[Document]) -> dict[tuple[str, Any], list[Document]]:
@@ -193,8 +236,17 @@ class AggregateStore:
         self.pending = pending
         self.writes = writes or (pending.writes if pending else default_writes(collection.database))
 
-    async def _announce(self, aggregate_id: Any) -> None:
-        if self.pending is not None:
+    async def _announce(self, aggregate_id: Any, written: Mapping[str, Any]) -> None:
+        """Announce the aggregate ``written`` (as the write left it); a short outbox goes
+        with the announcement (``SNAPSHOT_LIMIT``)."""
+        if self.pending is None:
+            return
+        outbox = written.get(OUTBOX) or []
+        if len(outbox) <= SNAPSHOT_LIMIT:
+            await self.pending.announce(
+                self.collection.name, aggregate_id, outbox=outbox, version=written.get(VERSION)
+            )
+        else:
             await self.pending.announce(self.collection.name, aggregate_id)
 
     async def get(self, aggregate_id: str) -> Document | None:
@@ -226,7 +278,7 @@ class AggregateStore:
         except DuplicateKeyError:
             return False
         if events:
-            await self._announce(aggregate_id)
+            await self._announce(aggregate_id, document)
         return True
 
     async def update(
@@ -269,7 +321,7 @@ class AggregateStore:
             self.collection, condition, update, return_document=ReturnDocument.AFTER
         )
         if result is not None and events:
-            await self._announce(aggregate_id)
+            await self._announce(aggregate_id, result)
         return result
 
     async def record_read(self, aggregate_id: str, audit: Mapping[str, Any]) -> None:
@@ -321,6 +373,19 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._sweeps = SweepSchedule(self._writes, sweep_interval_s)
+        self._stale: set[tuple[str, Any]] = set()
+        """Aggregates whose last publish failed part-way: their announced outboxes are
+        older than what is left, so they are read again."""
+        self._published: OrderedDict[str, None] = OrderedDict()
+        """The ids of the entries this relay saw acknowledged lately (at most
+        ``REMEMBERED``): an announced outbox that still holds one (its write came before
+        the entry was removed) does not publish it again."""
+
+    def _remember(self, entry_id: str) -> None:
+        self._published[entry_id] = None
+        self._published.move_to_end(entry_id)
+        while len(self._published) > REMEMBERED:
+            self._published.popitem(last=False)
 
     def add_collection(self, collection: AsyncCollection[Document]) -> None:
         self._collections[collection.name] = collection
@@ -330,11 +395,23 @@ class OutboxRelay:
         self._wake.set()
 
     async def _publish_document(
-        self, collection: AsyncCollection[Document], aggregate_id: Any
+        self,
+        collection: AsyncCollection[Document],
+        aggregate_id: Any,
+        snapshot: Sequence[Document] | None = None,
     ) -> int:
-        """Publish one aggregate's outbox in order; remove exactly what was published."""
-        document = await collection.find_one({"_id": aggregate_id}, {OUTBOX: 1})
-        entries: list[Document] = (document or {}).get(OUTBOX) or []
+        """Publish one aggregate's outbox in order; remove exactly what was published.
+
+        ``snapshot``: the outbox as the newest announced write left it (see
+        ``_snapshot``), instead of reading the aggregate."""
+        published_before: list[Document] = []  # acknowledged here before; to be removed
+        if snapshot is None:
+            document = await collection.find_one({"_id": aggregate_id}, {OUTBOX: 1})
+            outbox: list[Document] = (document or {}).get(OUTBOX) or []
+            published_before = [e for e in outbox if e["id"] in self._published]
+            entries = [e for e in outbox if e["id"] not in self._published]
+        else:  # an older write's entries may be in it: published and removed since
+            entries = [e for e in snapshot if e["id"] not in self._published]
         in_flight: list[tuple[Document, Awaitable[object]]] = []
         done: list[Document] = []
         failures: list[BaseException] = []
@@ -348,6 +425,7 @@ class OutboxRelay:
                     failures.append(outcome)
                 elif not failures:
                     done.append(entry)
+                    self._remember(entry["id"])
                     if self._metrics:
                         self._metrics.published.labels(topic=entry["topic"]).inc()
             in_flight.clear()
@@ -375,13 +453,15 @@ class OutboxRelay:
             handing_over = exc
         finally:
             await settle()
-            if done:
+            if done or published_before:
                 # Remove exactly the entries published, as read (FerretDB 1.x matches whole
                 # entries in $pullAll, not conditions in $pull).
                 if self._writes is None:
                     self._writes = default_writes(collection.database)
                 await self._writes.update_one(
-                    collection, {"_id": aggregate_id}, {"$pullAll": {OUTBOX: done}}
+                    collection,
+                    {"_id": aggregate_id},
+                    {"$pullAll": {OUTBOX: [*published_before, *done]}},
                 )
         if failures:
             raise failures[0]
@@ -418,7 +498,14 @@ class OutboxRelay:
             collection = self._collections.get(name)
             if collection is None:
                 return 0  # not a collection of this process
-            published = await self._publish_document(collection, aggregate_id)
+            key = (name, aggregate_id)
+            snapshot = None if key in self._stale else _snapshot(markers)
+            try:
+                published = await self._publish_document(collection, aggregate_id, snapshot)
+            except BaseException:
+                self._stale.add(key)
+                raise
+            self._stale.discard(key)
             handled.extend(markers)
             return published
 

@@ -5,7 +5,7 @@
 Generates N closed, evaluated cases of one year (and about ``signals-per-case`` signals
 each, every assignment answered), computes the yearly-figure deltas they cause with the
 service's own pure functions (``domain/figures.py``), loads the year's bucket documents
-(counters and their applied-delta ids, as the projector would have left them) and the
+(counters, and a marker per applied delta, as the projector leaves them since decision 0011) and the
 measure examples in bulk into a throwaway database, then times ``yearly_report`` and the
 HTML rendering and prints the seconds. Target: <= 5 s for 100,000 cases.
 
@@ -116,6 +116,7 @@ async def main(infra: Infra, cases: int, per_case: float, through_projector: boo
         started = time.perf_counter()
         buckets: dict[str, dict[str, Any]] = {}
         measures: dict[str, dict[str, Any]] = {}
+        markers: list[dict[str, Any]] = []
         n_deltas = 0
         for n in range(cases):
             for delta in generate(n, rng, per_case):
@@ -126,11 +127,11 @@ async def main(infra: Infra, cases: int, per_case: float, through_projector: boo
                 bucket_id = f"{delta['year']}:{delta['bucket']:02d}"
                 bucket = buckets.setdefault(
                     bucket_id,
-                    {"_id": bucket_id, "year": delta["year"], "counts": {}, "_applied": []},
+                    {"_id": bucket_id, "year": delta["year"], "counts": {}, "_inflight": []},
                 )
                 for key, value in delta["counts"].items():
                     bucket["counts"][key] = bucket["counts"].get(key, 0) + value
-                bucket["_applied"].append(applied_key(delta["id"]))
+                markers.append({"_id": applied_key(delta["id"])})
                 for example in delta["examples"]:
                     measures.setdefault(
                         bucket_id,
@@ -138,12 +139,8 @@ async def main(infra: Infra, cases: int, per_case: float, through_projector: boo
                     )
         if buckets:
             await figures.figures.insert_many([{**b, "_v": 1} for b in buckets.values()])
-            await figures.views.insert_many(
-                [
-                    {"_id": k, "year": b["year"], "counts": b["counts"], "_v": 1}
-                    for k, b in buckets.items()
-                ]
-            )
+        for start in range(0, len(markers), 1000):
+            await figures.markers.insert_many(markers[start : start + 1000], ordered=False)
         if measures:
             await figures.measures.insert_many(list(measures.values()))
         how = "through the projector" if through_projector else "in bulk"

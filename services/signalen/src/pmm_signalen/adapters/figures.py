@@ -64,14 +64,12 @@ class YearlyFigures:
         measures: AsyncCollection[Document],
         sources: Sequence[AsyncCollection[Document]],
         *,
-        views: AsyncCollection[Document] | None = None,
         batch_size: int = 500,
         writes: Writes | None = None,
         pending: PendingOutbox | None = None,
         sweep_interval_s: float = 600.0,
     ) -> None:
         self.figures = figures
-        self.views = views if views is not None else figures.database[figures.name + "_view"]
         self.measures = measures
         self.sources = list(sources)
         self.batch_size = batch_size
@@ -85,7 +83,6 @@ class YearlyFigures:
     async def create_indexes(self) -> None:
         await self.migrate()
         await self.figures.create_index([("year", ASCENDING)])
-        await self.views.create_index([("year", ASCENDING)])
         await self.measures.create_index([("year", ASCENDING)])
 
     async def _example(self, bucket_id: str, *deltas: Delta) -> None:
@@ -103,46 +100,20 @@ class YearlyFigures:
                 self._with_example.add(bucket_id)
                 return
 
-    def _seen(self, bucket: Document | None, shown: dict[str, Document]) -> bool:
-        """Collect the newest copy of a written bucket for its view; whether it was written."""
-        if bucket is None:
-            return False
-        if bucket[VERSION] > shown.get(bucket["_id"], {}).get(VERSION, -1):
-            shown[bucket["_id"]] = bucket
-        return True
-
-    async def apply(self, delta: Delta, shown: dict[str, Document] | None = None) -> bool:
-        """Add one delta to its year's bucket, exactly once. False when applied already.
-
-        The bucket's view is written at once, or, with ``shown``, collected there (the
-        newest copy per bucket) for the caller to write once per round (``_show_all``)."""
+    async def apply(self, delta: Delta) -> bool:
+        """Add one delta to its year's bucket, exactly once. False when applied already."""
         bucket_id = _bucket_id(delta)
         await self._example(bucket_id, delta)
         if not any(delta["counts"].values()):
             return False
-        if shown is not None:
-            return await self._apply_group(bucket_id, [delta], shown)
-        collected: dict[str, Document] = {}
-        try:
-            return await self._apply_group(bucket_id, [delta], collected)
-        finally:
-            await self._show_all(collected)
+        return await self._apply_group(bucket_id, [delta])
 
-    async def apply_all(
-        self, deltas: Sequence[Delta], shown: dict[str, Document] | None = None
-    ) -> int:
+    async def apply_all(self, deltas: Sequence[Delta]) -> int:
         """Add many deltas, each exactly once: the deltas of one bucket in ONE write
         (their counts summed, their ids pushed together, on condition that none of them
         is in the bucket yet); a bucket that has one of them already (a crash after its
         write and before the deltas' removal from their documents) gets them one by one,
-        so each is counted once. Returns how many were applied now. The views are written
-        at the end, or, with ``shown``, collected there (as ``apply``)."""
-        if shown is None:
-            collected: dict[str, Document] = {}
-            try:
-                return await self.apply_all(deltas, collected)
-            finally:
-                await self._show_all(collected)
+        so each is counted once. Returns how many were applied now."""
         groups: dict[str, list[Delta]] = {}
         for delta in {d["id"]: d for d in deltas}.values():
             groups.setdefault(_bucket_id(delta), []).append(delta)
@@ -150,16 +121,14 @@ class YearlyFigures:
         for bucket_id, group in groups.items():
             await self._example(bucket_id, *group)
             counting = [d for d in group if any(d["counts"].values())]
-            if len(counting) > 1 and await self._apply_group(bucket_id, counting, shown):
+            if len(counting) > 1 and await self._apply_group(bucket_id, counting):
                 applied += len(counting)
                 continue
             for delta in counting:
-                applied += int(await self.apply(delta, shown))
+                applied += int(await self.apply(delta))
         return applied
 
-    async def _apply_group(
-        self, bucket_id: str, group: Sequence[Delta], shown: dict[str, Document]
-    ) -> bool:
+    async def _apply_group(self, bucket_id: str, group: Sequence[Delta]) -> bool:
         """Add the deltas of one bucket in one write, on condition that none is in it yet
         (False when one is: applied already, or the caller goes one by one). The bucket
         lists only the deltas in flight; each applied delta has a marker (``ApplyOnce``,
@@ -176,7 +145,7 @@ class YearlyFigures:
         )
         if isinstance(outcome, Applied):
             await self._mark(keys)
-            return self._seen(outcome.document, shown)
+            return True
         if isinstance(outcome, Seen) and outcome.inflight:  # a crash before their markers
             await self._mark([str(entry["k"]) for entry in outcome.inflight])
         return False
@@ -207,35 +176,6 @@ class YearlyFigures:
                 changed += 1
         return changed
 
-    async def _show_all(self, shown: dict[str, Document]) -> None:
-        for bucket in shown.values():
-            await self._show(bucket)
-
-    async def _show(self, bucket: Document) -> None:
-        """Copy a bucket's counters to its view (what the report reads), newer over older.
-
-        The bucket's applied list grows with every delta and FerretDB decodes it whenever
-        the document is read; the view holds the counters only.
-        """
-        with contextlib.suppress(DuplicateKeyError):  # a newer copy is there already
-            await self.writes.update_one(
-                self.views,
-                {"_id": bucket["_id"], VERSION: {"$lt": bucket[VERSION]}},
-                {
-                    "$set": {
-                        "year": bucket["year"],
-                        "counts": bucket.get("counts") or {},
-                        VERSION: bucket[VERSION],
-                    }
-                },
-                upsert=True,
-            )
-
-    async def refresh_views(self, year: int) -> None:
-        """Copy every bucket of ``year`` to its view again (after a crash between the two)."""
-        async for bucket in self.figures.find({"year": year}, {"counts": 1, "year": 1, VERSION: 1}):
-            await self._show(bucket)
-
     async def carry(self, delta: Delta) -> bool:
         """Queue ``delta`` in an announcement of its own (no source document); False
         without an announcement collection (the caller then queues it on its document)."""
@@ -259,7 +199,7 @@ class YearlyFigures:
         announcement collection); returns how many were applied now. One page of
         announcements is one round: each announced document read once, the deltas of a
         bucket in one write, each document's deltas removed, the announcements removed in
-        one delete, each bucket's view written once."""
+        one delete."""
         if self.pending is None or self.sweeps.due():
             return await self.sweep()
         sources = {source.name: source for source in self.sources}
@@ -290,27 +230,22 @@ class YearlyFigures:
         remove them from the documents (the exact entries, as read: FerretDB's ``$pull``
         with a condition removes nothing), all documents at once (their write locks are
         taken and released together: ``Writes``' group commit)."""
-        shown: dict[str, Document] = {}  # one view write per bucket and round
-        try:
-            applied = await self.apply_all(
-                [*carried, *(delta for _, doc in docs for delta in doc.get(FIGURES) or [])],
-                shown,
-            )
-            cleared = await asyncio.gather(
-                *(
-                    self.writes.update_one(
-                        source, {"_id": doc["_id"]}, {"$pullAll": {FIGURES: doc[FIGURES]}}
-                    )
-                    for source, doc in docs
-                    if doc.get(FIGURES)
-                ),
-                return_exceptions=True,
-            )
-            for outcome in cleared:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-        finally:
-            await self._show_all(shown)
+        applied = await self.apply_all(
+            [*carried, *(delta for _, doc in docs for delta in doc.get(FIGURES) or [])]
+        )
+        cleared = await asyncio.gather(
+            *(
+                self.writes.update_one(
+                    source, {"_id": doc["_id"]}, {"$pullAll": {FIGURES: doc[FIGURES]}}
+                )
+                for source, doc in docs
+                if doc.get(FIGURES)
+            ),
+            return_exceptions=True,
+        )
+        for outcome in cleared:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return applied
 
     async def sweep(self) -> int:
@@ -330,9 +265,11 @@ class YearlyFigures:
         return applied
 
     async def counts(self, year: int) -> dict[str, int]:
-        """The year's counters: its bucket documents, summed."""
+        """The year's counters: its bucket documents, summed (64 small documents a year:
+        since decision 0011 a bucket lists only its deltas in flight, so the report reads
+        the buckets themselves and no copy of their counters is kept)."""
         total: dict[str, int] = {}
-        async for doc in self.views.find({"year": year}, {"counts": 1}):
+        async for doc in self.figures.find({"year": year}, {"counts": 1}):
             for key, n in (doc.get("counts") or {}).items():
                 total[key] = total.get(key, 0) + int(n)
         return total

@@ -54,7 +54,6 @@ async def gather(figures: YearlyFigures, year: int, *, refresh: bool = False) ->
     every ``PMM_FIGURES_INTERVAL_S``; ``refresh`` applies them first (a full scan)."""
     if refresh:
         await figures.run_once()
-        await figures.refresh_views(year)
     counts = split(await figures.counts(year))
     follow_up = []
     for key, n in counts.get("follow_up", {}).items():
