@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo import monitoring
+
 from pmm_contracts.envelope import EventData
 from pmm_runtime.platform import Platform
 from pmm_runtime.settings import ServiceSettings
@@ -21,3 +23,29 @@ REGISTRY: dict[str, type[EventData]] = {Counted.EVENT_TYPE: Counted}
 
 def platform(settings: ServiceSettings, **kwargs: Any) -> Platform:
     return Platform(settings, registry=REGISTRY, configure_logs=False, **kwargs)
+
+
+class Commands(monitoring.CommandListener):
+    """What a client sends (PyMongo command monitoring): each command's name, collection
+    and number of documents."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, int]] = []
+
+    def started(self, event: Any) -> None:
+        command = event.command
+        documents = len(command.get("documents") or [])
+        self.sent.append((event.command_name, str(command.get(event.command_name)), documents))
+
+    def succeeded(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass
+
+    def inserts(self) -> list[int]:
+        """The documents of each ``insert`` command, in order."""
+        return [n for name, _, n in self.sent if name == "insert"]
+
+    def finds(self, collection: str) -> int:
+        return sum(1 for name, c, _ in self.sent if name == "find" and c == collection)

@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 from aiokafka.errors import KafkaTimeoutError
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from pmm_contracts import decode_event, new_event
@@ -29,7 +29,7 @@ from pmm_runtime.testing import create_topics, eventually, read_topic
 from pmm_runtime.writes import SweepSchedule, Writes
 
 from .support import REGISTRY as TEST_REGISTRY
-from .support import Counted, platform
+from .support import Commands, Counted, platform
 
 pytestmark = pytest.mark.integration
 
@@ -162,6 +162,34 @@ async def test_a_sweep_is_due_at_first_after_an_incident_and_after_failing() -> 
     await away.close()
 
 
+def _counted(settings: ServiceSettings, topic: str, key: str, n: int) -> Outgoing:
+    """The ``n``-th test event of ``key``, bound for ``topic``."""
+    event = new_event(Counted(counter_id=key, amount=n), subject=key, source=settings.source)
+    return Outgoing(topic, event)
+
+
+class _Refusing:
+    """A relay's send that hands over what ``send`` does, but lets the broker refuse the
+    events ``refuse(key, amount)`` names (an idempotent producer's expired batch)."""
+
+    def __init__(self, send: Any, refuse: Callable[[bytes | None, int], bool]) -> None:
+        self.send = send
+        self.refuse = refuse
+        self.handed: list[tuple[bytes | None, int]] = []
+
+    async def __call__(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
+    ) -> Awaitable[object]:
+        position = json.loads(value or b"{}")["data"]["amount"]
+        self.handed.append((key, position))
+        if self.refuse(key, position):
+            failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            failed.set_exception(KafkaTimeoutError("the batch expired"))
+            return failed
+        result: Awaitable[object] = await self.send(topic, key, value, headers)
+        return result
+
+
 async def test_the_relay_hands_a_page_over_at_once_and_keeps_what_was_not_acknowledged(
     make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
 ) -> None:
@@ -177,24 +205,15 @@ async def test_the_relay_hands_a_page_over_at_once_and_keeps_what_was_not_acknow
     collection = app.db["pages"]
     pending = PendingOutbox(app.db["pages_pending"], app.writes)
     store = AggregateStore(collection, pending, app.writes)
-    send = send_fn(app.broker, app.publishers, app.tombstones)
     refusing = [True]  # the first pass: a's second event and every later one of a fail
-    handed: list[tuple[bytes | None, int]] = []
-
-    async def flaky(
-        topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
-    ) -> Awaitable[object]:
-        position = json.loads(value or b"{}")["data"]["amount"]
-        handed.append((key, position))
-        if refusing[0] and key == b"a" and position >= 1:
-            failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-            failed.set_exception(KafkaTimeoutError("the batch expired"))
-            return failed
-        return await send(topic, key, value, headers)
+    flaky = _Refusing(
+        send_fn(app.broker, app.publishers, app.tombstones),
+        lambda key, position: refusing[0] and key == b"a" and position >= 1,
+    )
+    handed = flaky.handed
 
     def counted(key: str, n: int) -> Outgoing:
-        event = new_event(Counted(counter_id=key, amount=n), subject=key, source=settings.source)
-        return Outgoing(topic, event)
+        return _counted(settings, topic, key, n)
 
     for key in ("a", "b", "c"):
         await store.create(key, {"n": 3}, [counted(key, n) for n in range(3)])
@@ -223,24 +242,6 @@ async def test_the_relay_hands_a_page_over_at_once_and_keeps_what_was_not_acknow
         assert (await store.get(key) or {}).get("_outbox") == []
 
 
-class _Finds(monitoring.CommandListener):
-    """Counts the ``find`` commands per collection."""
-
-    def __init__(self) -> None:
-        self.finds: dict[str, int] = {}
-
-    def started(self, event: Any) -> None:
-        if event.command_name == "find":
-            name = str(event.command.get("find"))
-            self.finds[name] = self.finds.get(name, 0) + 1
-
-    def succeeded(self, event: Any) -> None:
-        pass
-
-    def failed(self, event: Any) -> None:
-        pass
-
-
 async def test_the_relay_publishes_an_announced_outbox_without_reading_the_aggregate(
     make_settings: Callable[..., ServiceSettings], running_platform: Any, unique: str
 ) -> None:
@@ -253,7 +254,7 @@ async def test_the_relay_publishes_an_announced_outbox_without_reading_the_aggre
     await create_topics(settings.kafka_bootstrap, [topic])
     app = platform(settings)
     await running_platform(app)
-    seen = _Finds()
+    seen = Commands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, event_listeners=[seen]
     )
@@ -262,31 +263,23 @@ async def test_the_relay_publishes_an_announced_outbox_without_reading_the_aggre
     collection = db["snap"]
     pending = PendingOutbox(db["snap_pending"], writes)
     store = AggregateStore(collection, pending, writes)
-    send = send_fn(app.broker, app.publishers, app.tombstones)
     refusing = [True]
-
-    async def flaky(
-        topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]
-    ) -> Awaitable[object]:
-        position = json.loads(value or b"{}")["data"]["amount"]
-        if refusing[0] and key == b"y" and position == 1:
-            failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-            failed.set_exception(KafkaTimeoutError("the batch expired"))
-            return failed
-        return await send(topic, key, value, headers)
+    flaky = _Refusing(
+        send_fn(app.broker, app.publishers, app.tombstones),
+        lambda key, position: refusing[0] and key == b"y" and position == 1,
+    )
 
     def counted(key: str, n: int) -> Outgoing:
-        event = new_event(Counted(counter_id=key, amount=n), subject=key, source=settings.source)
-        return Outgoing(topic, event)
+        return _counted(settings, topic, key, n)
 
     try:
         relay = OutboxRelay(flaky, [collection], pending=pending, writes=writes)
         assert await relay.run_once() == 0  # its start-up sweep, over nothing yet
         await store.create("x", {"n": 1}, [counted("x", 0), counted("x", 1)])
         assert await store.update("x", expected_version=1, events=[counted("x", 2)])
-        seen.finds.clear()
+        seen.sent.clear()
         assert await relay.run_once() == 3
-        assert seen.finds.get("snap", 0) == 0, "published from the announcements"
+        assert seen.finds("snap") == 0, "published from the announcements"
         assert (await store.get("x") or {}).get("_outbox") == []
 
         await store.create("y", {"n": 1}, [counted("y", 0), counted("y", 1)])
@@ -296,9 +289,9 @@ async def test_the_relay_publishes_an_announced_outbox_without_reading_the_aggre
             1
         ]
         refusing[0] = False
-        seen.finds.clear()
+        seen.sent.clear()
         assert await relay.run_once() == 1  # y1 only: y is read again
-        assert seen.finds.get("snap", 0) == 1
+        assert seen.finds("snap") == 1
         assert await pending.count() == 0
 
         # Two writes whose announcements come in two passes (pages of one): the newer

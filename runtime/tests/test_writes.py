@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from pmm_contracts.envelope import EventData
@@ -32,7 +32,7 @@ from pmm_runtime.writes import (
     matches,
 )
 
-from .support import Counted, platform
+from .support import Commands, Counted, platform
 
 STRATEGIES = ["auto", "serialized"]
 """``auto`` is what the store needs (serialized on FerretDB); ``serialized`` runs the lock
@@ -225,23 +225,6 @@ async def test_a_stale_lock_is_taken_over_and_a_live_one_waited_for(
         await client.close()
 
 
-class _Inserts(monitoring.CommandListener):
-    """Counts the ``insert`` commands a client sends (PyMongo command monitoring)."""
-
-    def __init__(self) -> None:
-        self.commands: list[int] = []  # documents per insert command
-
-    def started(self, event: Any) -> None:
-        if event.command_name == "insert":
-            self.commands.append(len(event.command.get("documents") or []))
-
-    def succeeded(self, event: Any) -> None:
-        pass
-
-    def failed(self, event: Any) -> None:
-        pass
-
-
 @pytest.mark.integration
 async def test_concurrent_inserts_are_one_call_and_each_caller_gets_its_own_outcome(
     make_settings: Callable[..., ServiceSettings],
@@ -251,7 +234,7 @@ async def test_concurrent_inserts_are_one_call_and_each_caller_gets_its_own_outc
     a caller alone still inserts at once; locks taken and released concurrently are
     grouped too and none is left behind."""
     settings = make_settings(service_name="writes")
-    seen = _Inserts()
+    seen = Commands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, event_listeners=[seen]
     )
@@ -260,7 +243,7 @@ async def test_concurrent_inserts_are_one_call_and_each_caller_gets_its_own_outc
     docs = db["docs"]
     try:
         await docs.insert_one({"_id": "taken"})
-        seen.commands.clear()
+        seen.sent.clear()
         ids = [f"d{n}" for n in range(40)] + ["taken"]
         outcomes = await asyncio.gather(
             *(writes.insert_one(docs, {"_id": i, "n": n}) for n, i in enumerate(ids)),
@@ -268,19 +251,19 @@ async def test_concurrent_inserts_are_one_call_and_each_caller_gets_its_own_outc
         )
         assert outcomes[:40] == [None] * 40
         assert isinstance(outcomes[40], DuplicateKeyError)
-        assert sum(seen.commands) == 41
-        assert len(seen.commands) <= 3, seen.commands  # one call, or a few under load
+        assert sum(seen.inserts()) == 41
+        assert len(seen.inserts()) <= 3, seen.inserts()  # one call, or a few under load
         assert await docs.count_documents({}) == 41
 
-        seen.commands.clear()
+        seen.sent.clear()
         await writes.insert_one(docs, {"_id": "alone"})
-        assert seen.commands == [1]
+        assert seen.inserts() == [1]
 
-        seen.commands.clear()
+        seen.sent.clear()
         await asyncio.gather(
             *(writes.update_one(docs, {"_id": f"d{n}"}, {"$inc": {"n": 1}}) for n in range(20))
         )
-        lock_inserts = seen.commands  # the lock documents, grouped
+        lock_inserts = seen.inserts()  # the lock documents, grouped
         assert sum(lock_inserts) == 20, lock_inserts
         assert len(lock_inserts) < 20, lock_inserts
         assert await db[LOCK_COLLECTION].count_documents({}) == 0
