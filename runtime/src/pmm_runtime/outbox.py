@@ -127,9 +127,11 @@ class ConcurrencyConflict(Exception):
 PENDING_COLLECTION = "_outbox_pending"
 
 SNAPSHOT_LIMIT = 16
-REMEMBERED = 10_000
 """An outbox of at most this many entries goes with its announcement (an outbox that grew
 longer, because the broker was away, is read from the aggregate)."""
+
+REMEMBERED = 10_000
+"""How many ids of acknowledged entries a relay remembers (``OutboxRelay._published``)."""
 
 
 def default_writes(database: Any) -> Writes:
