@@ -3,22 +3,26 @@ auditing and announcing events, against the real store and broker."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from pmm_contracts import decode_event, new_event
 from pmm_contracts.envelope import CloudEvent, EventData
-from pmm_runtime.changes import Aggregates, diff
+from pmm_runtime.changes import Aggregates, Changes, diff
 from pmm_runtime.errors import Conflict, NotFound, RuleViolation
-from pmm_runtime.outbox import PENDING_COLLECTION, AggregateStore, Outgoing
+from pmm_runtime.mongo import Document
+from pmm_runtime.outbox import PENDING_COLLECTION, AggregateStore, Outgoing, PendingOutbox
 from pmm_runtime.platform import dispatch
 from pmm_runtime.settings import ServiceSettings
 from pmm_runtime.testing import create_topics, eventually, read_topic
+from pmm_runtime.writes import LOCK_COLLECTION, Held, Writes, WriteStrategy
 
-from .support import REGISTRY, Counted, platform
+from .support import REGISTRY, Commands, Counted, platform
 
 pytestmark = pytest.mark.integration
 SOURCE = "urn:nld:oin:00000001234567890000:systeem:test"
@@ -101,24 +105,37 @@ async def test_the_same_command_twice_changes_once_and_a_no_op_writes_nothing(
     assert len(document["_outbox"]) == 1  # no relay runs here: one event waits
 
 
+def _stale_reads(repo: Counters, stale: Callable[[Held], Awaitable[None]]) -> None:
+    """Make each read of the change loop stale in the way ``stale`` says (it changes
+    ``held.document`` after the real read, or writes the aggregate behind its back)."""
+    real = repo.store.holding
+
+    @contextlib.asynccontextmanager
+    async def holding(aggregate_id: str) -> AsyncIterator[Held]:
+        async with real(aggregate_id) as held:
+            await stale(held)
+            yield held
+
+    repo.store.holding = holding  # type: ignore[method-assign]
+
+
 async def test_a_version_conflict_reruns_the_domain_function_on_the_fresh_state(
     make_settings: Callable[..., ServiceSettings], unique: str
 ) -> None:
-    app = platform(make_settings(service_name="changes"))
+    """With the conditional strategy (MongoDB) the read is not under a lock: another
+    writer may win between the read and the write, and the loop starts again."""
+    app = platform(make_settings(service_name="changes", store_write_strategy="conditional"))
     repo = counters(app, f"test.changes.{unique}")
     await app.changes.create(repo, Counter(id="k3"), [], actor="a", action="created")
-    real_get = repo.store.get
     interfered = False
 
-    async def read_then_another_writer_wins(aggregate_id: str) -> Any:
+    async def another_writer_wins(held: Held) -> None:
         nonlocal interfered
-        document = await real_get(aggregate_id)
         if not interfered:
             interfered = True
-            await repo.store.update(aggregate_id, expected_version=None, set_fields={"total": 10})
-        return document  # stale on the first attempt
+            await repo.store.update(held.key, expected_version=None, set_fields={"total": 10})
 
-    repo.store.get = read_then_another_writer_wins  # type: ignore[method-assign]
+    _stale_reads(repo, another_writer_wins)
     seen: list[int] = []
 
     def add_one(counter: Counter) -> list[EventData]:
@@ -128,7 +145,7 @@ async def test_a_version_conflict_reruns_the_domain_function_on_the_fresh_state(
     done = await app.changes.apply(repo, "k3", "mine", add_one, actor="a", action="x")
     assert seen == [0, 10]  # the rule ran again on the fresh state
     assert done.aggregate.total == 11
-    document = await real_get("k3")
+    document = await repo.store.get("k3")
     assert document is not None
     assert document["total"] == 11
     assert document["_version"] == 3
@@ -137,25 +154,63 @@ async def test_a_version_conflict_reruns_the_domain_function_on_the_fresh_state(
 async def test_conflict_after_the_attempts_and_not_found(
     make_settings: Callable[..., ServiceSettings], unique: str
 ) -> None:
-    app = platform(make_settings(service_name="changes"))
+    app = platform(make_settings(service_name="changes", store_write_strategy="conditional"))
     repo = counters(app, f"test.changes.{unique}")
     await app.changes.create(repo, Counter(id="k4"), [], actor="a", action="created")
 
-    async def always_stale(aggregate_id: str) -> Any:
-        document = await AggregateStore.get(repo.store, aggregate_id)
-        assert document is not None
-        return {**document, "_version": 0}  # as if read before a newer write
+    async def always_stale(held: Held) -> None:
+        assert held.document is not None
+        held.document = {**held.document, "_version": 0}  # as if read before a newer write
 
-    real_get = repo.store.get
-    repo.store.get = always_stale  # type: ignore[method-assign]
+    real = repo.store.holding
+    _stale_reads(repo, always_stale)
     with pytest.raises(Conflict):
         await app.changes.apply(repo, "k4", None, lambda c: c.add(1), actor="a", action="x")
-    repo.store.get = real_get  # type: ignore[method-assign]
+    repo.store.holding = real  # type: ignore[method-assign]
     with pytest.raises(NotFound):
         await app.changes.apply(repo, "nope", None, lambda c: c.add(1), actor="a", action="x")
     with pytest.raises(RuleViolation) as raised:
         await app.changes.apply(repo, "k4", None, lambda c: c.add(0), actor="a", action="x")
     assert raised.value.field == "amount"
+    assert await app.db[LOCK_COLLECTION].count_documents({}) == 0
+
+
+async def test_on_ferretdb_the_change_loop_reads_the_aggregate_once_under_its_lock(
+    make_settings: Callable[..., ServiceSettings], unique: str
+) -> None:
+    """Decision 0013: with the serialized strategy a change is lock, read, write, release
+    (and the announcement), with no second read of the aggregate; a domain error inside
+    the block releases the lock."""
+    settings = make_settings(service_name="changes")
+    seen = Commands()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, event_listeners=[seen]
+    )
+    db = client[settings.database_name]
+    writes = Writes(db, holder="me", strategy=WriteStrategy.SERIALIZED)
+    store = AggregateStore(db["counters"], PendingOutbox(db[PENDING_COLLECTION], writes), writes)
+    repo = Counters(store, Counter, topic=f"test.changes.{unique}")
+    changes = Changes(source=SOURCE)
+    try:
+        await changes.create(repo, Counter(id="k6"), [], actor="a", action="created")
+        seen.sent.clear()
+        await changes.apply(repo, "k6", "c1", lambda c: c.add(2), actor="a", action="x")
+        assert [(name, c) for name, c, _ in seen.sent] == [
+            ("insert", LOCK_COLLECTION),
+            ("find", "counters"),
+            ("findAndModify", "counters"),
+            ("insert", PENDING_COLLECTION),  # the announcement, still inside the block
+            ("delete", LOCK_COLLECTION),
+        ]
+        with pytest.raises(RuleViolation):
+            await changes.apply(repo, "k6", "c2", lambda c: c.add(0), actor="a", action="x")
+        assert await db[LOCK_COLLECTION].count_documents({}) == 0
+        document = await store.get("k6")
+        assert document is not None
+        assert (document["total"], document["_version"]) == (2, 2)
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
 
 
 async def test_an_unannounced_write_is_found_by_the_start_up_sweep(

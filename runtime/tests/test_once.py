@@ -14,7 +14,9 @@ from pymongo.errors import DuplicateKeyError
 from pmm_runtime.mongo import Document
 from pmm_runtime.once import EPOCH, INFLIGHT, Applied, ApplyOnce, Refused, Seen
 from pmm_runtime.settings import ServiceSettings
-from pmm_runtime.writes import Writes
+from pmm_runtime.writes import LOCK_COLLECTION, Writes, WriteStrategy
+
+from .support import Commands
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +124,44 @@ async def test_a_key_applied_without_its_marker_stays_in_flight_with_its_entry(
         upserted = await once.apply("new", [{"k": "y"}], {"$inc": {"n": 1}}, upsert=True)
         assert isinstance(upserted, Applied)
         assert upserted.document["n"] == 1
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
+async def test_on_ferretdb_the_document_and_the_marker_are_read_once_under_the_lock(
+    make_settings: Callable[..., ServiceSettings],
+) -> None:
+    """Decision 0013: with the serialized strategy one exactly-once update reads the
+    document once, under its lock, and looks for the key's marker there: lock, read,
+    marker, ``findAndModify``, release, and nothing else."""
+    settings = make_settings(service_name="once")
+    seen = Commands()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, event_listeners=[seen]
+    )
+    db = client[settings.database_name]
+    writes = Writes(db, holder="me", strategy=WriteStrategy.SERIALIZED)
+    once = ApplyOnce(writes, db["budgets"], db["ledger"])
+    await db["budgets"].insert_one({"_id": "budget", "available": 10, "taken": 0})
+    try:
+        await writes.strategy()
+        seen.sent.clear()
+        assert await _apply_and_mark(once, "k1", cents=4) == "applied"
+        assert [(name, c) for name, c, _ in seen.sent] == [
+            ("insert", LOCK_COLLECTION),  # take the budget's lock
+            ("find", "budgets"),  # the budget, under the lock
+            ("find", "ledger"),  # the key's marker
+            ("findAndModify", "budgets"),
+            ("delete", LOCK_COLLECTION),  # release
+            ("insert", "ledger"),  # the caller's marker
+        ]
+        seen.sent.clear()
+        assert await _apply_and_mark(once, "k2", cents=7) == "refused"
+        assert [name for name, _, _ in seen.sent] == ["insert", "find", "find", "delete"]
+        budget = await db["budgets"].find_one({"_id": "budget"})
+        assert budget is not None
+        assert (budget["available"], budget["taken"]) == (6, 4)
     finally:
         await client.drop_database(settings.database_name)
         await client.close()

@@ -8,6 +8,8 @@ A use case reads like::
 and ``apply`` does, by one rule for every service:
 
 1. load the aggregate by ``_id`` (``NoSuchAggregate``, a ``NotFound``, when there is none);
+   on FerretDB under the aggregate's write lock, held until step 5 is written, so that
+   write needs no second read (``Writes.holding``, decision 0013);
 2. if ``command_id`` (the causing command or event id) was applied already, return the
    aggregate unchanged: a retried command or a redelivered event changes nothing;
 3. call the pure domain function, which changes the aggregate and returns its events;
@@ -213,37 +215,39 @@ class Changes:
         ``extra_push`` adds array entries to the same atomic write (e.g. figures deltas).
         """
         for _ in range(self.attempts):
-            document = await repo.store.get(aggregate_id)
-            if document is None:
-                raise NoSuchAggregate(f"no {repo.name} {aggregate_id!r}")
-            aggregate = repo.load(document)
-            if command_id is not None and command_id in (document.get(APPLIED) or []):
-                return Applied(aggregate)
-            before = repo.dump(aggregate)
-            events = list(change(aggregate) or [])
-            after = repo.dump(aggregate)
-            if not events and before == after:
-                return Applied(aggregate)
-            if before_write is not None:
-                await before_write(aggregate, events)
-            old, new = diff(before, after)
-            saved = await repo.store.update(
-                aggregate_id,
-                expected_version=int(document.get(VERSION, 1)),
-                set_fields=after,
-                events=self.envelopes(repo, aggregate, events, caused_by=command_id),
-                caused_by=command_id,
-                audit=audit_entry(
-                    actor=actor,
-                    action=action,
-                    reason=reason,
-                    old=old,
-                    new=new,
-                    at=self.now(),
-                    command_id=command_id,
-                ),
-                push=extra_push(aggregate) if extra_push else None,
-            )
+            async with repo.store.holding(aggregate_id) as held:
+                document = held.document
+                if document is None:
+                    raise NoSuchAggregate(f"no {repo.name} {aggregate_id!r}")
+                aggregate = repo.load(document)
+                if command_id is not None and command_id in (document.get(APPLIED) or []):
+                    return Applied(aggregate)
+                before = repo.dump(aggregate)
+                events = list(change(aggregate) or [])
+                after = repo.dump(aggregate)
+                if not events and before == after:
+                    return Applied(aggregate)
+                if before_write is not None:
+                    await before_write(aggregate, events)
+                old, new = diff(before, after)
+                saved = await repo.store.update(
+                    aggregate_id,
+                    expected_version=int(document.get(VERSION, 1)),
+                    set_fields=after,
+                    events=self.envelopes(repo, aggregate, events, caused_by=command_id),
+                    caused_by=command_id,
+                    audit=audit_entry(
+                        actor=actor,
+                        action=action,
+                        reason=reason,
+                        old=old,
+                        new=new,
+                        at=self.now(),
+                        command_id=command_id,
+                    ),
+                    push=extra_push(aggregate) if extra_push else None,
+                    held=held,
+                )
             if saved is not None:
                 aggregate.version = int(saved[VERSION])  # type: ignore[attr-defined]
                 await repo.written(aggregate)

@@ -34,13 +34,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from pmm_runtime.errors import Conflict
 from pmm_runtime.mongo import Document
-from pmm_runtime.writes import Writes, matches
+from pmm_runtime.writes import Held, Writes, matches
 
 INFLIGHT = "_inflight"
 """The entries of the keys applied whose markers may not be written yet; each has ``k``."""
@@ -108,61 +107,87 @@ class ApplyOnce:
         all of them or none. The caller writes each key's marker after ``Applied``."""
         keys = [str(entry["k"]) for entry in entries]
         for _ in range(self.attempts):
-            current = await self.collection.find_one({"_id": document_id})
-            if current is None and not upsert:
-                return Refused()
-            inflight: list[Document] = list((current or {}).get(INFLIGHT) or [])
-            found = [entry for entry in inflight if entry.get("k") in keys]
-            if found:
-                return Seen(inflight=found)
-            for key in keys:  # one read by _id each; the first one found is enough
-                if await self.marked(key):
-                    return Seen(marked=[key])
-            if len(inflight) > self.keep and await self.compact(document_id, inflight):
-                continue  # the epoch moved: read again
-            epoch = (current or {}).get(EPOCH)
-            full: dict[str, Any] = {
-                "_id": document_id,
-                EPOCH: epoch if epoch is not None else {"$exists": False},
-                f"{INFLIGHT}.k": {"$nin": keys},
-                **(condition or {}),
-            }
-            change = {key: dict(value) for key, value in update.items()}
-            change.setdefault("$push", {})[INFLIGHT] = {"$each": [dict(e) for e in entries]}
-            try:
-                done = await self.writes.find_one_and_update(
-                    self.collection,
-                    full,
-                    change,
-                    upsert=upsert,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                if upsert:
-                    continue  # it exists and did not match: read again
-                raise
-            if done is not None:
-                return Applied(done)
-            after = await self.collection.find_one({"_id": document_id})
-            if after is None:
-                if upsert:
-                    continue
-                return Refused()
-            moved = after.get(EPOCH) != epoch
-            if moved or any(entry.get("k") in keys for entry in after.get(INFLIGHT) or []):
-                continue  # compacted or applied meanwhile: read again
-            if condition and not matches(after, condition):
-                return Refused()
+            async with self.writes.holding(self.collection, document_id) as held:
+                outcome = await self._attempt(held, keys, entries, update, condition, upsert)
+            if outcome is not None:
+                return outcome
         raise Conflict(f"{self.collection.name} {document_id!r} kept changing; try again")
+
+    async def _attempt(
+        self,
+        held: Held,
+        keys: Sequence[str],
+        entries: Sequence[Mapping[str, Any]],
+        update: Mapping[str, Any],
+        condition: Mapping[str, Any] | None,
+        upsert: bool,
+    ) -> Outcome | None:
+        """One read and conditional update; None when the document moved meanwhile (only
+        where the read is not under the lock: MongoDB) and must be read again."""
+        current = held.document
+        if current is None and not upsert:
+            return Refused()
+        inflight: list[Document] = list((current or {}).get(INFLIGHT) or [])
+        found = [entry for entry in inflight if entry.get("k") in keys]
+        if found:
+            return Seen(inflight=found)
+        for key in keys:  # one read by _id each; the first one found is enough
+            if await self.marked(key):
+                return Seen(marked=[key])
+        if len(inflight) > self.keep:
+            taken, current = await self._compact(held, inflight)
+            if taken and current is None:
+                return None  # compacted by someone else meanwhile: read again
+        epoch = (current or {}).get(EPOCH)
+        full: dict[str, Any] = {
+            "_id": held.key,
+            EPOCH: _same(epoch),
+            f"{INFLIGHT}.k": {"$nin": list(keys)},
+            **(condition or {}),
+        }
+        change = {key: dict(value) for key, value in update.items()}
+        change.setdefault("$push", {})[INFLIGHT] = {"$each": [dict(e) for e in entries]}
+        try:
+            done = await held.find_one_and_update(full, change, upsert=upsert)
+        except DuplicateKeyError:
+            if upsert:
+                return None  # it exists and did not match: read again
+            raise
+        if done is not None:
+            return Applied(done)
+        # Why not? Under the lock the read still holds; elsewhere read again.
+        after = held.document if held.serialized else await held.read()
+        if after is None:
+            return None if upsert else Refused()
+        moved = after.get(EPOCH) != epoch
+        if moved or any(entry.get("k") in keys for entry in after.get(INFLIGHT) or []):
+            return None  # compacted or applied meanwhile: read again
+        if condition and not matches(after, condition):
+            return Refused()
+        return None
 
     async def compact(self, document_id: Any, inflight: Sequence[Mapping[str, Any]]) -> int:
         """Take the in-flight entries whose markers exist off the list (and move the
-        epoch); how many were taken off."""
+        epoch); how many were taken off (0 also when the document moved meanwhile)."""
+        async with self.writes.holding(self.collection, document_id) as held:
+            taken, after = await self._compact(held, inflight)
+        return taken if after is not None else 0
+
+    async def _compact(
+        self, held: Held, inflight: Sequence[Mapping[str, Any]]
+    ) -> tuple[int, Document | None]:
+        """``compact`` of the held document: how many entries were taken off, and the
+        document after (None when its epoch moved since it was read)."""
         confirmed = [dict(entry) for entry in inflight if await self.marked(str(entry["k"]))]
-        if confirmed:
-            await self.writes.update_one(
-                self.collection,
-                {"_id": document_id},
-                {"$pullAll": {INFLIGHT: confirmed}, "$inc": {EPOCH: 1}},
-            )
-        return len(confirmed)
+        if not confirmed:
+            return 0, held.document
+        after = await held.find_one_and_update(
+            {"_id": held.key, EPOCH: _same((held.document or {}).get(EPOCH))},
+            {"$pullAll": {INFLIGHT: confirmed}, "$inc": {EPOCH: 1}},
+        )
+        return len(confirmed), after
+
+
+def _same(epoch: Any) -> Any:
+    """The condition that the epoch is still ``epoch`` (none yet: the field is missing)."""
+    return epoch if epoch is not None else {"$exists": False}

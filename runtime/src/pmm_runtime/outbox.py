@@ -29,6 +29,7 @@ first: it may have been saved although the client saw an error) makes the next p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import OrderedDict
@@ -46,7 +47,7 @@ from pmm_runtime.logging import get_logger
 from pmm_runtime.metrics import Metrics
 from pmm_runtime.mongo import Document
 from pmm_runtime.telemetry import current_trace_context, use_trace_context
-from pmm_runtime.writes import SweepSchedule, Writes
+from pmm_runtime.writes import Held, SweepSchedule, Writes
 
 log = get_logger(__name__)
 
@@ -254,6 +255,11 @@ class AggregateStore:
     async def get(self, aggregate_id: str) -> Document | None:
         return await self.collection.find_one({"_id": aggregate_id})
 
+    def holding(self, aggregate_id: str) -> contextlib.AbstractAsyncContextManager[Held]:
+        """Read the aggregate to decide its ``update`` (``Writes.holding``: on FerretDB under
+        its lock, so the update needs no second read)."""
+        return self.writes.holding(self.collection, aggregate_id)
+
     async def create(
         self,
         aggregate_id: str,
@@ -294,11 +300,13 @@ class AggregateStore:
         audit: Mapping[str, Any] | None = None,
         extra_condition: Mapping[str, Any] | None = None,
         push: Mapping[str, Any] | None = None,
+        held: Held | None = None,
     ) -> Document | None:
         """Change state and queue events atomically; the new document, or None on conflict.
 
         ``expected_version`` guards against lost updates; ``caused_by`` (the id of the event
-        being applied) makes a redelivered event change nothing.
+        being applied) makes a redelivered event change nothing. ``held``: the aggregate
+        was read by ``holding`` (the write goes through it).
         """
         condition: dict[str, Any] = {"_id": aggregate_id}
         if expected_version is not None:
@@ -319,9 +327,12 @@ class AggregateStore:
             update["$set"] = dict(set_fields)
         if to_push:
             update["$push"] = to_push
-        result = await self.writes.find_one_and_update(
-            self.collection, condition, update, return_document=ReturnDocument.AFTER
-        )
+        if held is not None:
+            result = await held.find_one_and_update(condition, update)
+        else:
+            result = await self.writes.find_one_and_update(
+                self.collection, condition, update, return_document=ReturnDocument.AFTER
+            )
         if result is not None and events:
             await self._announce(aggregate_id, result)
         return result

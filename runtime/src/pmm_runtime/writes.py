@@ -461,16 +461,29 @@ class Writes:
         if not rest:
             return True  # a bare _id: the store decides (missing: no match, or an upsert)
         current = await collection.find_one({"_id": key})
-        if current is None:
-            if upsert and any(_is_equality(v) for v in rest.values()):
-                # MongoDB would copy these fields into the new document; nobody needs it.
-                raise NotImplementedError("an upsert with an equality besides _id")
-            return upsert  # operators only ($ne, $lt, ...): the new document is just _id
-        if matches(current, rest):
-            return True
-        if upsert:  # MongoDB would try to insert a second document with this _id
-            raise DuplicateKeyError(f"E11000 duplicate key: {collection.name} {key!r}")
-        return False
+        return _decide(collection, current, key, rest, upsert=upsert)
+
+    @contextlib.asynccontextmanager
+    async def holding(self, collection: AsyncCollection[Document], key: Any) -> AsyncIterator[Held]:
+        """Read the document ``key`` to decide a write of it (read, decide, write).
+
+        On FerretDB the document is read while holding its lock, and the write
+        (``Held.find_one_and_update``) is checked against that read here: nobody else can
+        change it meanwhile, so the caller's own read and the read under the lock become
+        one (decision 0013). Keep the block short; another document may be written in it
+        (its lock is then taken inside this one: take such locks in one order only), but
+        the held one only through ``Held``. On MongoDB it is a plain read, and the write
+        takes its condition to the store as ever.
+        """
+        serialized = await self.strategy() is WriteStrategy.SERIALIZED
+        held = Held(self, collection, key, serialized=serialized)
+        if not serialized:
+            await held.read()
+            yield held
+            return
+        async with self.locked(collection.name, key):
+            await held.read()
+            yield held
 
     # The lock ------------------------------------------------------------------------------
 
@@ -518,6 +531,56 @@ class Writes:
             pause = min(pause * 2, 0.05)
 
 
+class Held:
+    """A document read to decide its write (``Writes.holding``)."""
+
+    def __init__(
+        self, writes: Writes, collection: AsyncCollection[Document], key: Any, *, serialized: bool
+    ) -> None:
+        self.writes = writes
+        self.collection = collection
+        self.key = key
+        self.serialized = serialized
+        """True on FerretDB: the lock is held, so ``document`` stays what the store holds
+        until this block writes it (a write that did not match needs no read to learn why)."""
+        self.document: Document | None = None
+
+    async def read(self) -> Document | None:
+        with self.writes._watched():
+            self.document = await self.collection.find_one({"_id": self.key})
+        return self.document
+
+    async def find_one_and_update(
+        self,
+        condition: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+    ) -> Document | None:
+        """``Writes.find_one_and_update`` of the held document (the document after it, or
+        None when it does not match); on FerretDB checked against the read under the lock
+        and sent with the bare ``_id``."""
+        key, rest = _split(condition)
+        if key != self.key:
+            raise ValueError(f"the held document is {self.key!r}, not {key!r}")
+        with self.writes._watched():
+            if not self.serialized:
+                result: Document | None = await self.collection.find_one_and_update(
+                    dict(condition),
+                    dict(update),
+                    upsert=upsert,
+                    return_document=ReturnDocument.AFTER,
+                )
+                return result
+            if not _decide(self.collection, self.document, key, rest, upsert=upsert):
+                return None
+            found: Document | None = await self.collection.find_one_and_update(
+                {"_id": key}, dict(update), upsert=upsert, return_document=ReturnDocument.AFTER
+            )
+            self.document = found
+            return found
+
+
 class SweepSchedule:
     """When a full sweep of a recovery scan is due: at its first round, every
     ``interval_s``, and soon after a write of this process failed (``Writes.incidents``):
@@ -543,6 +606,30 @@ class SweepSchedule:
         yield
         self._last = time.monotonic()
         self._incidents_seen = seen
+
+
+def _decide(
+    collection: AsyncCollection[Document],
+    current: Document | None,
+    key: Any,
+    rest: Mapping[str, Any],
+    *,
+    upsert: bool,
+) -> bool:
+    """Whether a serialized write of ``key`` may go out, given the document read under
+    its lock (``current``, None when there is none) and the rest of its condition."""
+    if not rest:
+        return current is not None or upsert
+    if current is None:
+        if upsert and any(_is_equality(v) for v in rest.values()):
+            # MongoDB would copy these fields into the new document; nobody needs it.
+            raise NotImplementedError("an upsert with an equality besides _id")
+        return upsert  # operators only ($ne, $lt, ...): the new document is just _id
+    if matches(current, rest):
+        return True
+    if upsert:  # MongoDB would try to insert a second document with this _id
+        raise DuplicateKeyError(f"E11000 duplicate key: {collection.name} {key!r}")
+    return False
 
 
 def _split(condition: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
