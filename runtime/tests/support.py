@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
 
 from pmm_contracts.envelope import EventData
+from pmm_runtime.mongo import Document
 from pmm_runtime.platform import Platform
 from pmm_runtime.settings import ServiceSettings
 
@@ -49,3 +50,12 @@ class Commands(monitoring.CommandListener):
 
     def finds(self, collection: str) -> int:
         return sum(1 for name, c, _ in self.sent if name == "find" and c == collection)
+
+
+def watched_client(settings: ServiceSettings) -> tuple[AsyncMongoClient[Document], Commands]:
+    """A store client of its own whose commands are recorded (``Commands``)."""
+    seen = Commands()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, event_listeners=[seen]
+    )
+    return client, seen

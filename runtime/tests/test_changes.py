@@ -9,20 +9,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from pmm_contracts import decode_event, new_event
 from pmm_contracts.envelope import CloudEvent, EventData
 from pmm_runtime.changes import Aggregates, Changes, diff
 from pmm_runtime.errors import Conflict, NotFound, RuleViolation
-from pmm_runtime.mongo import Document
 from pmm_runtime.outbox import PENDING_COLLECTION, AggregateStore, Outgoing, PendingOutbox
 from pmm_runtime.platform import dispatch
 from pmm_runtime.settings import ServiceSettings
 from pmm_runtime.testing import create_topics, eventually, read_topic
 from pmm_runtime.writes import LOCK_COLLECTION, Held, Writes, WriteStrategy
 
-from .support import REGISTRY, Commands, Counted, platform
+from .support import REGISTRY, Counted, platform, watched_client
 
 pytestmark = pytest.mark.integration
 SOURCE = "urn:nld:oin:00000001234567890000:systeem:test"
@@ -182,10 +180,7 @@ async def test_on_ferretdb_the_change_loop_reads_the_aggregate_once_under_its_lo
     (and the announcement), with no second read of the aggregate; a domain error inside
     the block releases the lock."""
     settings = make_settings(service_name="changes")
-    seen = Commands()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, event_listeners=[seen]
-    )
+    client, seen = watched_client(settings)
     db = client[settings.database_name]
     writes = Writes(db, holder="me", strategy=WriteStrategy.SERIALIZED)
     store = AggregateStore(db["counters"], PendingOutbox(db[PENDING_COLLECTION], writes), writes)

@@ -16,7 +16,7 @@ from pmm_runtime.once import EPOCH, INFLIGHT, Applied, ApplyOnce, Refused, Seen
 from pmm_runtime.settings import ServiceSettings
 from pmm_runtime.writes import LOCK_COLLECTION, Writes, WriteStrategy
 
-from .support import Commands
+from .support import watched_client
 
 pytestmark = pytest.mark.integration
 
@@ -136,10 +136,7 @@ async def test_on_ferretdb_the_document_and_the_marker_are_read_once_under_the_l
     document once, under its lock, and looks for the key's marker there: lock, read,
     marker, ``findAndModify``, release, and nothing else."""
     settings = make_settings(service_name="once")
-    seen = Commands()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, event_listeners=[seen]
-    )
+    client, seen = watched_client(settings)
     db = client[settings.database_name]
     writes = Writes(db, holder="me", strategy=WriteStrategy.SERIALIZED)
     once = ApplyOnce(writes, db["budgets"], db["ledger"])

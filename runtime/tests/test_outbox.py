@@ -29,7 +29,7 @@ from pmm_runtime.testing import create_topics, eventually, read_topic
 from pmm_runtime.writes import SweepSchedule, Writes
 
 from .support import REGISTRY as TEST_REGISTRY
-from .support import Commands, Counted, platform
+from .support import Counted, platform, watched_client
 
 pytestmark = pytest.mark.integration
 
@@ -254,10 +254,7 @@ async def test_the_relay_publishes_an_announced_outbox_without_reading_the_aggre
     await create_topics(settings.kafka_bootstrap, [topic])
     app = platform(settings)
     await running_platform(app)
-    seen = Commands()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, event_listeners=[seen]
-    )
+    client, seen = watched_client(settings)
     db = client[settings.database_name]
     writes = Writes(db, holder="snapshots")
     collection = db["snap"]

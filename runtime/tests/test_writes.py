@@ -32,7 +32,7 @@ from pmm_runtime.writes import (
     matches,
 )
 
-from .support import Commands, Counted, platform
+from .support import Counted, platform, watched_client
 
 STRATEGIES = ["auto", "serialized"]
 """``auto`` is what the store needs (serialized on FerretDB); ``serialized`` runs the lock
@@ -234,10 +234,7 @@ async def test_concurrent_inserts_are_one_call_and_each_caller_gets_its_own_outc
     a caller alone still inserts at once; locks taken and released concurrently are
     grouped too and none is left behind."""
     settings = make_settings(service_name="writes")
-    seen = Commands()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, event_listeners=[seen]
-    )
+    client, seen = watched_client(settings)
     db = client[settings.database_name]
     writes = Writes(db, holder="me")
     docs = db["docs"]
