@@ -28,14 +28,14 @@ def platform(settings: ServiceSettings, **kwargs: Any) -> Platform:
 
 class Commands(monitoring.CommandListener):
     """What a client sends (PyMongo command monitoring): each command's name, collection
-    and number of documents."""
+    and number of documents (an ``update``: of statements)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, int]] = []
 
     def started(self, event: Any) -> None:
         command = event.command
-        documents = len(command.get("documents") or [])
+        documents = len(command.get("documents") or command.get("updates") or [])
         self.sent.append((event.command_name, str(command.get(event.command_name)), documents))
 
     def succeeded(self, event: Any) -> None:
@@ -47,6 +47,10 @@ class Commands(monitoring.CommandListener):
     def inserts(self) -> list[int]:
         """The documents of each ``insert`` command, in order."""
         return [n for name, _, n in self.sent if name == "insert"]
+
+    def updates(self, collection: str) -> list[int]:
+        """The statements of each ``update`` command of ``collection``, in order."""
+        return [n for name, c, n in self.sent if name == "update" and c == collection]
 
     def finds(self, collection: str) -> int:
         return sum(1 for name, c, _ in self.sent if name == "find" and c == collection)

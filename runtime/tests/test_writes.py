@@ -16,15 +16,17 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, WriteError
 
 from pmm_contracts.envelope import EventData
+from pmm_runtime.broker import is_outage
 from pmm_runtime.changes import Aggregates
 from pmm_runtime.errors import Conflict
 from pmm_runtime.mongo import Document
 from pmm_runtime.settings import ServiceSettings
 from pmm_runtime.writes import (
     LOCK_COLLECTION,
+    GroupedUpdateFailed,
     LockTimeout,
     Writes,
     WriteStrategy,
@@ -269,6 +271,90 @@ async def test_concurrent_inserts_are_one_call_and_each_caller_gets_its_own_outc
     finally:
         await client.drop_database(settings.database_name)
         await client.close()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_concurrent_updates_are_one_call_and_each_caller_learns_its_own_match(
+    make_settings: Callable[..., ServiceSettings], strategy: str
+) -> None:
+    """Grouped updates (decision 0014): 30 holders of different documents' locks updating
+    at once send a few ``update`` commands, not 30; a document that is not there answers
+    False to its caller alone, an upsert True; a caller alone still sends one statement."""
+    settings = make_settings(service_name="writes")
+    client, seen = watched_client(settings)
+    db = client[settings.database_name]
+    writes = Writes(db, holder="me", strategy=strategy)
+    docs = db["docs"]
+    try:
+        await docs.insert_many([{"_id": f"d{n}", "n": n} for n in range(30)])
+        serialized = await writes.strategy() is WriteStrategy.SERIALIZED
+        seen.sent.clear()
+        calls = [writes.update_one(docs, {"_id": f"d{n}"}, {"$inc": {"n": 100}}) for n in range(30)]
+        calls.insert(7, writes.update_one(docs, {"_id": "missing"}, {"$set": {"n": 1}}))
+        calls.append(writes.update_one(docs, {"_id": "new"}, {"$set": {"n": 7}}, upsert=True))
+        outcomes = await asyncio.gather(*calls)
+        assert outcomes == [True] * 7 + [False] + [True] * 24, outcomes
+        statements = seen.updates("docs")
+        assert sum(statements) == 32, statements
+        if serialized:
+            assert len(statements) <= 4, statements  # one call, or a few under load
+        found = {d["_id"]: d["n"] for d in await docs.find({}).to_list(None)}
+        assert [found[f"d{n}"] for n in range(30)] == [n + 100 for n in range(30)]
+        assert found["new"] == 7
+        assert "missing" not in found
+        assert await db[LOCK_COLLECTION].count_documents({}) == 0
+
+        seen.sent.clear()
+        assert await writes.update_one(docs, {"_id": "d0"}, {"$inc": {"n": 1}})
+        assert seen.updates("docs") == [1]
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_a_refused_statement_fails_its_group_as_an_outage_then_alone(
+    make_settings: Callable[..., ServiceSettings], strategy: str
+) -> None:
+    """A statement the store refuses in a grouped update (FerretDB 1.24 stops at it and
+    names it by a wrong index): every caller of that call learns that its outcome is
+    unknown (``GroupedUpdateFailed``, an outage, so retried); the retries go one statement
+    per call, where the faulty one fails with its own error and the others land."""
+    settings = make_settings(service_name="writes")
+    db_client, _ = watched_client(settings)
+    db = db_client[settings.database_name]
+    writes = Writes(db, holder="me", strategy=strategy)
+    docs = db["docs"]
+    try:
+        await docs.insert_many([{"_id": f"d{n}", "n": n} for n in range(10)] + [{"_id": "text"}])
+        await docs.update_one({"_id": "text"}, {"$set": {"n": "x"}})
+
+        def calls() -> list[Any]:
+            ups = [
+                writes.update_one(docs, {"_id": f"d{n}"}, {"$set": {"n": -n}}) for n in range(10)
+            ]
+            ups.insert(4, writes.update_one(docs, {"_id": "text"}, {"$inc": {"n": 1}}))
+            return ups
+
+        first = await asyncio.gather(*calls(), return_exceptions=True)
+        if await writes.strategy() is WriteStrategy.SERIALIZED:
+            failed = [o for o in first if isinstance(o, GroupedUpdateFailed)]
+            assert failed, first  # the faulty statement went out with others
+            assert all(isinstance(o, GroupedUpdateFailed) or o is True for o in first), first
+            assert is_outage(failed[0])
+        again = await asyncio.gather(*calls(), return_exceptions=True)
+        assert isinstance(again[4], WriteError), again
+        assert not isinstance(again[4], GroupedUpdateFailed)
+        assert again[:4] + again[5:] == [True] * 10, again
+        found = {d["_id"]: d["n"] for d in await docs.find({}).to_list(None)}
+        assert [found[f"d{n}"] for n in range(10)] == [-n for n in range(10)]
+        assert found["text"] == "x"
+        assert await db[LOCK_COLLECTION].count_documents({}) == 0
+    finally:
+        await db_client.drop_database(settings.database_name)
+        await db_client.close()
 
 
 class _Recorded(_Group[str]):

@@ -34,7 +34,10 @@ key is that caller's ``DuplicateKeyError`` alone). On FerretDB one ``insert_many
 documents costs about what two ``insert_one`` do; a consumer's batch (keys handled
 concurrently) and a relay's page therefore pay for their inserts, lock documents included,
 about once. The release of locks is grouped the same way (one delete of the lock
-documents released meanwhile).
+documents released meanwhile), and so are the serialized updates by bare ``_id``
+(``GroupUpdate``, decision 0014): the updates of one collection that concurrent holders of
+different documents' locks send meanwhile go out as one ``update`` command of several
+statements, each caller learning whether its own document matched.
 """
 
 from __future__ import annotations
@@ -64,6 +67,12 @@ class WriteStrategy(StrEnum):
     AUTO = "auto"
     CONDITIONAL = "conditional"
     SERIALIZED = "serialized"
+
+
+class GroupedUpdateFailed(Unavailable):
+    """The store refused one statement of a grouped update, and with it the outcome of the
+    whole call is unknown (``GroupUpdate``): retried like an outage; the retries go one
+    statement per call, so only the faulty update keeps failing, with its own error."""
 
 
 class LockTimeout(Unavailable):
@@ -163,27 +172,28 @@ def matches(document: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:
 
 
 class _Group(Generic[T]):
-    """Group commit within one process: the pattern ``GroupInsert`` and ``GroupRelease``
-    share.
+    """Group commit within one process: the pattern ``GroupInsert``, ``GroupRelease`` and
+    ``GroupUpdate`` share.
 
     A caller queues its entry and takes the queue's turn (an ``asyncio.Lock``); whoever
     holds the turn first yields once to the event loop, so that the coroutines ready to run
     queue theirs too, then sends everything queued (at most ``limit``) as one call
-    (``_send``) and settles each caller's future: done, the failure ``_send`` names for
-    that entry alone, or the error of the whole call (its outcome unknown, as for a single
-    write). A caller whose entry went out with an earlier holder's call finds its future
-    settled when its turn comes. Alone, a caller pays one yield; under load, one round
-    trip serves many. A cancelled caller's entry that was not sent yet is taken out of the
-    queue; entries of one caller stay in its order (it awaits each).
+    (``_send``) and settles each caller's future: its result (what ``_send`` names for that
+    entry, else None), the failure ``_send`` names for that entry alone, or the error of
+    the whole call (its outcome unknown, as for a single write). A caller whose entry went
+    out with an earlier holder's call finds its future settled when its turn comes. Alone,
+    a caller pays one yield; under load, one round trip serves many. A cancelled caller's
+    entry that was not sent yet is taken out of the queue; entries of one caller stay in
+    its order (it awaits each).
     """
 
     def __init__(self, *, limit: int) -> None:
         self.limit = limit
-        self._queue: list[tuple[T, asyncio.Future[None]]] = []
+        self._queue: list[tuple[T, asyncio.Future[Any]]] = []
         self._turn = asyncio.Lock()
 
-    async def _submit(self, item: T) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def _submit(self, item: T) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         entry = (item, future)
         self._queue.append(entry)
         try:
@@ -196,9 +206,9 @@ class _Group(Generic[T]):
             if any(queued is entry for queued in self._queue):  # not sent: it never will be
                 self._queue = [queued for queued in self._queue if queued is not entry]
             raise
-        await future  # this entry's own outcome
+        return await future  # this entry's own outcome
 
-    async def _settle(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+    async def _settle(self, batch: list[tuple[T, asyncio.Future[Any]]]) -> None:
         try:
             failed = await self._send([item for item, _ in batch])
         except BaseException as exc:  # connection lost, cancelled: nobody knows what landed
@@ -212,14 +222,16 @@ class _Group(Generic[T]):
         for index, (_, future) in enumerate(batch):
             if future.done():
                 continue
-            if index in failed:
-                future.set_exception(failed[index])
+            outcome = failed.get(index)
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
             else:
-                future.set_result(None)
+                future.set_result(outcome)
 
-    async def _send(self, items: list[T]) -> dict[int, BaseException]:
-        """Send ``items`` as one call; the failure of each entry that failed alone, by its
-        index. Raises when the outcome of the whole call is unknown."""
+    async def _send(self, items: list[T]) -> Mapping[int, object]:
+        """Send ``items`` as one call; by index, the failure of each entry that failed
+        alone, or an entry's result when it has one. Raises when the outcome of the whole
+        call is unknown."""
         raise NotImplementedError
 
 
@@ -237,7 +249,7 @@ class GroupInsert(_Group[Document]):
     async def insert(self, document: Mapping[str, Any]) -> None:
         await self._submit(dict(document))
 
-    async def _send(self, items: list[Document]) -> dict[int, BaseException]:
+    async def _send(self, items: list[Document]) -> Mapping[int, object]:
         try:
             if len(items) == 1:
                 await self.collection.insert_one(items[0])
@@ -274,13 +286,98 @@ class GroupRelease(_Group[str]):
     async def release(self, name: str) -> None:
         await self._submit(name)
 
-    async def _send(self, items: list[str]) -> dict[int, BaseException]:
+    async def _send(self, items: list[str]) -> Mapping[int, object]:
         names = list(dict.fromkeys(items))
         if len(names) == 1:
             await self.locks.delete_one({"_id": names[0], "holder": self.holder})
         else:
             await self.locks.delete_many({"_id": {"$in": names}, "holder": self.holder})
         return {}
+
+
+@dataclass(frozen=True)
+class _Update:
+    key: Any
+    update: Mapping[str, Any]
+    upsert: bool
+
+
+class GroupUpdate(_Group[_Update]):
+    """Group commit of one collection's serialized updates (decision 0014): one ``update``
+    command of one statement per document, each by its bare ``_id``, for the updates
+    queued meanwhile. Every caller holds its own document's lock, so no two statements of
+    a call name one document, and nothing else changes those documents until the callers
+    learn whether their document matched (or was inserted).
+
+    The store answers only the call's total of matched documents. When it is short of the
+    statements that did not upsert, the documents of those statements are looked up (by
+    ``_id``, under their callers' locks still): a document that exists now is one that
+    matched. The relay's clearings and the upserts of a consumer's batch seldom miss, so
+    that costs nothing in the usual case.
+
+    A statement the store refuses (a write error: a bug of the update, never a rule) makes
+    the whole call's outcome unknown: FerretDB 1.24 stops at the first error whatever
+    ``ordered`` says and names it by a wrong index. Every caller of that call gets
+    ``GroupedUpdateFailed`` (an outage: retried, as after a lost connection; each update
+    here may be sent again), and the next ``ALONE_AFTER_FAILURE`` updates of the
+    collection go one statement per call, so the faulty one fails alone, with its own
+    error."""
+
+    ALONE_AFTER_FAILURE = 256
+
+    def __init__(self, collection: AsyncCollection[Document], *, limit: int = 64) -> None:
+        # limit: FerretDB 1.24 mishandles an update command of 100 statements or more
+        super().__init__(limit=limit)
+        self.collection = collection
+        self._alone = 0
+
+    async def update(self, key: Any, update: Mapping[str, Any], *, upsert: bool) -> bool:
+        item = _Update(key, dict(update), upsert)
+        if self._alone > 0:
+            self._alone -= 1
+            return await self._one(item)
+        return bool(await self._submit(item))
+
+    async def _one(self, item: _Update) -> bool:
+        done = await self.collection.update_one(
+            {"_id": item.key}, dict(item.update), upsert=item.upsert
+        )
+        return done.matched_count > 0 or done.upserted_id is not None
+
+    async def _send(self, items: list[_Update]) -> Mapping[int, object]:
+        if len(items) == 1 or len({repr(item.key) for item in items}) < len(items):
+            return {i: await self._one(item) for i, item in enumerate(items)}  # (the latter:
+            # by construction never, each caller holding its document's lock)
+        # The command itself, not bulk_write: PyMongo's merging of the replies needs an
+        # nModified that FerretDB 1.24 leaves out of a reply with write errors.
+        reply = await self.collection.database.command(
+            {
+                "update": self.collection.name,
+                "updates": [
+                    {"q": {"_id": i.key}, "u": dict(i.update), "upsert": i.upsert} for i in items
+                ],
+                "ordered": True,
+            }
+        )
+        if reply.get("writeErrors") or reply.get("writeConcernError"):
+            self._alone = self.ALONE_AFTER_FAILURE
+            first = (reply.get("writeErrors") or [reply.get("writeConcernError")])[0] or {}
+            raise GroupedUpdateFailed(
+                f"a grouped update of {self.collection.name} failed "
+                f"(code {first.get('code')}); its {len(items)} updates are retried one by one"
+            )
+        upserted = {int(u["index"]) for u in reply.get("upserted") or []}
+        matched = int(reply.get("n", 0)) - len(upserted)  # n counts the upserted too
+        rest = [i for i in range(len(items)) if i not in upserted]
+        outcomes: dict[int, object] = dict.fromkeys(upserted, True)
+        if matched >= len(rest):
+            return {**outcomes, **dict.fromkeys(rest, True)}
+        keys = [items[i].key for i in rest]
+        present = {
+            repr(d["_id"])
+            for d in await self.collection.find({"_id": {"$in": keys}}, {"_id": 1}).to_list(None)
+        }
+        return {**outcomes, **{i: repr(items[i].key) in present for i in rest}}
 
 
 @dataclass
@@ -310,6 +407,7 @@ class Writes:
         self._local: dict[str, _Local] = {}
         self._detect = asyncio.Lock()
         self._inserts: dict[tuple[str, str], GroupInsert] = {}
+        self._updates: dict[tuple[str, str], GroupUpdate] = {}
         self._releases = GroupRelease(self.locks, holder)
         self.incidents = 0
         """How many writes of this process failed with an error whose outcome is unknown
@@ -347,6 +445,13 @@ class Writes:
         group = self._inserts.get(key)
         if group is None:
             group = self._inserts[key] = GroupInsert(collection)
+        return group
+
+    def _grouped_update(self, collection: AsyncCollection[Document]) -> GroupUpdate:
+        key = (collection.database.name, collection.name)
+        group = self._updates.get(key)
+        if group is None:
+            group = self._updates[key] = GroupUpdate(collection)
         return group
 
     async def insert_one(
@@ -402,8 +507,7 @@ class Writes:
             async with self.locked(collection.name, key):
                 if not await self._still_matches(collection, key, rest, upsert=upsert):
                     return False
-                done = await collection.update_one({"_id": key}, dict(update), upsert=upsert)
-                return done.matched_count > 0 or done.upserted_id is not None
+                return await self._grouped_update(collection).update(key, update, upsert=upsert)
 
     async def replace_one(
         self,
