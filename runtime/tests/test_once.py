@@ -4,12 +4,10 @@ on the real store."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 import pytest
 from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError
 
 from pmm_runtime.mongo import Document
 from pmm_runtime.once import EPOCH, INFLIGHT, Applied, ApplyOnce, Refused, Seen
@@ -34,8 +32,7 @@ async def _apply_and_mark(once: ApplyOnce, key: str, cents: int = 1) -> str:
         return "refused"
     if isinstance(outcome, Seen) and not outcome.inflight:
         return "seen"
-    with contextlib.suppress(DuplicateKeyError):
-        await once.markers.insert_one({"_id": key})
+    await once.mark({"_id": key})
     return "applied" if isinstance(outcome, Applied) else "seen"
 
 
@@ -159,6 +156,42 @@ async def test_on_ferretdb_the_document_and_the_marker_are_read_once_under_the_l
         budget = await db["budgets"].find_one({"_id": "budget"})
         assert budget is not None
         assert (budget["available"], budget["taken"]) == (6, 4)
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
+async def test_a_compaction_does_not_read_the_markers_this_process_wrote(
+    make_settings: Callable[..., ServiceSettings],
+) -> None:
+    """Decision 0014: markers are never removed, so the keys this process marked are
+    remembered: 20 keys applied and marked one after the other, with compactions along
+    the way, read the marker collection once per key (its own check before it is applied)
+    and never again; a marker another process wrote is read from the store."""
+    settings = make_settings(service_name="once")
+    client, seen = watched_client(settings)
+    db = client[settings.database_name]
+    once = ApplyOnce(Writes(db, holder="me"), db["budgets"], db["ledger"], keep=4)
+    await db["budgets"].insert_one({"_id": "budget", "available": 100, "taken": 0})
+    try:
+        await once.writes.strategy()
+        seen.sent.clear()
+        for n in range(20):
+            assert await _apply_and_mark(once, f"k{n}") == "applied"
+        assert seen.finds("ledger") == 20
+        budget = await db["budgets"].find_one({"_id": "budget"})
+        assert budget is not None
+        assert budget.get(EPOCH, 0) >= 3  # compacted along the way
+        assert len(budget[INFLIGHT]) <= 5
+        assert await once.mark({"_id": "k3"}) is False  # there already
+
+        other = ApplyOnce(Writes(db, holder="other"), db["budgets"], db["ledger"], keep=4)
+        assert await _apply_and_mark(other, "theirs") == "applied"
+        assert await once.marked("theirs")  # read from the store
+        assert await _apply_and_mark(once, "theirs") == "seen"
+        budget = await db["budgets"].find_one({"_id": "budget"})
+        assert budget is not None
+        assert budget["taken"] == 21
     finally:
         await client.drop_database(settings.database_name)
         await client.close()

@@ -26,10 +26,15 @@ the caller writes the marker (``Seen`` returns the in-flight entries).
 The writes go through ``Writes`` (bare ``_id`` on FerretDB, the condition in the filter on
 MongoDB); markers are read by ``_id`` only, so the cost of a key does not grow with the
 number of keys applied.
+
+Markers are never removed, so a key whose marker this process wrote (``mark``) or found
+is remembered (the last ``REMEMBERED``): a compaction does not read the markers of the keys
+this process applied itself, which with one instance are all of them (decision 0014).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +50,8 @@ INFLIGHT = "_inflight"
 """The entries of the keys applied whose markers may not be written yet; each has ``k``."""
 EPOCH = "_epoch"
 """Goes up by one whenever keys are taken off the in-flight list."""
+REMEMBERED = 4096
+"""How many keys with a marker a process remembers (``ApplyOnce.marked``)."""
 
 
 @dataclass
@@ -90,9 +97,36 @@ class ApplyOnce:
         self.markers = markers
         self.keep = keep
         self.attempts = attempts
+        self._known: OrderedDict[str, None] = OrderedDict()
+        """Keys whose markers exist (written or found here; a marker is never removed)."""
+
+    def _remember(self, key: str) -> None:
+        self._known[key] = None
+        self._known.move_to_end(key)
+        while len(self._known) > REMEMBERED:
+            self._known.popitem(last=False)
 
     async def marked(self, key: str) -> bool:
-        return await self.markers.find_one({"_id": key}, {"_id": 1}) is not None
+        """Whether ``key`` has its marker (remembered, else read by ``_id``)."""
+        if key in self._known:
+            return True
+        if await self.markers.find_one({"_id": key}, {"_id": 1}) is None:
+            return False
+        self._remember(key)
+        return True
+
+    async def mark(self, marker: Mapping[str, Any]) -> bool:
+        """Write the marker of an applied key (its ``_id`` is the key; a caller's marker may
+        be a whole record, as a budget's ledger entry): False when it was there already
+        (the same key applied and marked by an earlier attempt)."""
+        key = str(marker["_id"])
+        try:
+            await self.writes.insert_one(self.markers, marker)
+        except DuplicateKeyError:
+            self._remember(key)
+            return False
+        self._remember(key)
+        return True
 
     async def apply(
         self,

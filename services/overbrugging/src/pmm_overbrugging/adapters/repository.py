@@ -243,9 +243,8 @@ class BridgingRepository(Aggregates[Application]):
             "amount_cents": amount_cents,
             "at": datetime.now(UTC),
         }
-        # DuplicateKeyError: the same command, retried after a crash, is booked once.
-        with contextlib.suppress(DuplicateKeyError):
-            await self.store.writes.insert_one(self.ledger, entry)
+        # There already: the same command, retried after a crash, is booked once.
+        await self.budget_once.mark(entry)
         if isinstance(outcome, Seen):
             raise AlreadyBooked(command_id)
 

@@ -153,11 +153,7 @@ class YearlyFigures:
     async def _mark(self, keys: Sequence[str]) -> None:
         """The markers of applied deltas (inserted together: ``Writes``' group commit)."""
 
-        async def mark(key: str) -> None:
-            with contextlib.suppress(DuplicateKeyError):
-                await self.writes.insert_one(self.markers, {"_id": key})
-
-        await asyncio.gather(*(mark(key) for key in keys))
+        await asyncio.gather(*(self.once.mark({"_id": key}) for key in keys))
 
     async def migrate(self) -> int:
         """Buckets written before decision 0011 listed every delta they applied
