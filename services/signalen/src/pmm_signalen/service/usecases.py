@@ -7,6 +7,7 @@ write (docs/decisions/0006).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -142,11 +143,11 @@ async def evaluate(deps: Deps, event_id: uuid.UUID, data: case_events.CaseEvalua
         },
         None if carried else delta,
     )
-    created = 0
-    for signal, events in made:
+
+    async def create(signal: Signal, events: list[EventData]) -> bool:
         events.append(signal.changed_event("created"))
         await _ensure_topics_for(deps, events)
-        created += await deps.changes.create(
+        return await deps.changes.create(
             deps.signals,
             signal,
             events,
@@ -155,7 +156,10 @@ async def evaluate(deps: Deps, event_id: uuid.UUID, data: case_events.CaseEvalua
             reason=f"learning point {signal.learning_point_id} of evaluation {event_id}",
             command_id=str(event_id),
         )
-    return created
+
+    # The signals are aggregates of their own: created together, their inserts (signal,
+    # announcement, reminder entry) go out as one call each (group commit, decision 0010).
+    return sum(await asyncio.gather(*(create(signal, events) for signal, events in made)))
 
 
 # Changing a signal ------------------------------------------------------------------------
