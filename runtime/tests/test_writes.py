@@ -357,6 +357,78 @@ async def test_a_refused_statement_fails_its_group_as_an_outage_then_alone(
         await db_client.close()
 
 
+@pytest.mark.integration
+async def test_the_lock_document_is_handed_over_within_the_process_and_never_left_behind(
+    make_settings: Callable[..., ServiceSettings],
+) -> None:
+    """Decision 0014: 30 coroutines of one process writing one document in turn take its
+    lock document once and delete it once, and every increment lands; a waiter cancelled
+    while the lock document was kept for it leaves none behind; a lock document held on
+    for longer than a third of ``lock_ttl_s`` is released, so another process (another
+    holder) gets its turn while this one keeps writing."""
+    settings = make_settings(service_name="writes")
+    client, seen = watched_client(settings)
+    db = client[settings.database_name]
+    writes = Writes(db, holder="me", strategy=WriteStrategy.SERIALIZED)
+    docs, locks = db["docs"], db[LOCK_COLLECTION]
+    try:
+        await docs.insert_one({"_id": "hot", "n": 0})
+        seen.sent.clear()
+        await asyncio.gather(
+            *(writes.update_one(docs, {"_id": "hot"}, {"$inc": {"n": 1}}) for _ in range(30))
+        )
+        assert [(name, n) for name, c, n in seen.sent if c == LOCK_COLLECTION] == [
+            ("insert", 1),
+            ("delete", 0),
+        ]
+        assert (await docs.find_one({"_id": "hot"}) or {})["n"] == 30
+        assert await locks.count_documents({}) == 0
+
+        inside, leave = asyncio.Event(), asyncio.Event()
+
+        async def holder() -> None:
+            async with writes.locked("docs", "hot"):
+                inside.set()
+                await leave.wait()
+
+        first = asyncio.create_task(holder())
+        await inside.wait()
+        waiter = asyncio.create_task(writes.update_one(docs, {"_id": "hot"}, {"$inc": {"n": 1}}))
+        await asyncio.sleep(0.05)
+        leave.set()
+        await asyncio.sleep(0)  # the holder leaves, keeping the lock for the waiter ...
+        waiter.cancel()  # ... which is cancelled before its turn
+        await asyncio.gather(first, waiter, return_exceptions=True)
+        assert waiter.cancelled()
+        assert await locks.count_documents({}) == 0
+
+        quick = Writes(db, holder="me", strategy=WriteStrategy.SERIALIZED, lock_ttl_s=0.6)
+        other = Writes(db, holder="other", strategy=WriteStrategy.SERIALIZED, lock_wait_s=5)
+        stop = asyncio.Event()
+
+        async def busy() -> int:
+            done = 0
+            while not stop.is_set():
+                await asyncio.gather(
+                    *(quick.update_one(docs, {"_id": "hot"}, {"$inc": {"n": 1}}) for _ in range(4))
+                )
+                done += 4
+            return done
+
+        running = asyncio.create_task(busy())
+        await asyncio.sleep(0.1)
+        assert await other.update_one(docs, {"_id": "hot"}, {"$set": {"seen_by": "other"}})
+        stop.set()
+        done = await running
+        hot = await docs.find_one({"_id": "hot"}) or {}
+        assert hot["seen_by"] == "other"
+        assert hot["n"] == 30 + done
+        assert await locks.count_documents({}) == 0
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
 class _Recorded(_Group[str]):
     """A group whose call the test holds open and can fail, recording what went out."""
 
