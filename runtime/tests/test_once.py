@@ -195,3 +195,45 @@ async def test_a_compaction_does_not_read_the_markers_this_process_wrote(
     finally:
         await client.drop_database(settings.database_name)
         await client.close()
+
+
+async def test_a_handed_over_lock_knows_the_document_and_forgets_it_after_another_write(
+    make_settings: Callable[..., ServiceSettings],
+) -> None:
+    """Decision 0014: 20 bookings of one budget at once read the budget from the store once
+    (the lock document stays in this process, so the document the last booking wrote is
+    the one the store holds); a write of the budget that is not a booking makes the next
+    booking read it again, so the budget is never overdrawn."""
+    settings = make_settings(service_name="once")
+    client, seen = watched_client(settings)
+    db = client[settings.database_name]
+    writes = Writes(db, holder="me", strategy=WriteStrategy.SERIALIZED)
+    once = ApplyOnce(writes, db["budgets"], db["ledger"], keep=64)
+    await db["budgets"].insert_one({"_id": "budget", "available": 100, "taken": 0})
+    try:
+        await writes.strategy()
+        seen.sent.clear()
+        outcomes = await asyncio.gather(*(_apply_and_mark(once, f"k{n}") for n in range(20)))
+        assert outcomes == ["applied"] * 20
+        assert seen.finds("budgets") == 1
+        budget = await db["budgets"].find_one({"_id": "budget"})
+        assert budget is not None
+        assert (budget["available"], budget["taken"]) == (80, 20)
+
+        await db["budgets"].update_one({"_id": "budget"}, {"$set": {"available": 10}})
+        first, other, last = await asyncio.gather(
+            _apply_and_mark(once, "a", cents=4),
+            writes.update_one(
+                db["budgets"],
+                {"_id": "budget", "available": {"$gte": 6}},
+                {"$inc": {"available": -6}},
+            ),
+            _apply_and_mark(once, "c", cents=1),
+        )
+        budget = await db["budgets"].find_one({"_id": "budget"})
+        assert budget is not None
+        assert first == "applied"
+        assert (other, last, budget["available"]) in ((True, "refused", 0), (False, "applied", 5))
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()

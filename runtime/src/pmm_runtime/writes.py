@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -390,6 +391,15 @@ class _Local:
     users: int = 0
     held: bool = False
     taken: float = 0.0
+    document: Document | None = None
+    """The document as the last ``Held`` of this process read or wrote it, while the lock
+    document stayed held here since (nobody else can have changed it); None: unknown."""
+
+    def remember(self, document: Document | None) -> None:
+        self.document = copy.deepcopy(document) if document is not None else None
+
+    def forget(self) -> None:
+        self.document = None
 
 
 class Writes:
@@ -487,7 +497,8 @@ class Writes:
                 )
                 return result
             key, rest = _split(condition)
-            async with self.locked(collection.name, key):
+            async with self.locked(collection.name, key) as local:
+                local.forget()  # written here, not through a Held
                 if not await self._still_matches(collection, key, rest, upsert=upsert):
                     return None
                 found: Document | None = await collection.find_one_and_update(
@@ -510,7 +521,8 @@ class Writes:
                 result = await collection.update_one(dict(condition), dict(update), upsert=upsert)
                 return result.matched_count > 0 or result.upserted_id is not None
             key, rest = _split(condition)
-            async with self.locked(collection.name, key):
+            async with self.locked(collection.name, key) as local:
+                local.forget()  # written here, not through a Held
                 if not await self._still_matches(collection, key, rest, upsert=upsert):
                     return False
                 return await self._grouped_update(collection).update(key, update, upsert=upsert)
@@ -527,7 +539,8 @@ class Writes:
                 result = await collection.replace_one(dict(condition), dict(replacement))
                 return result.matched_count > 0
             key, rest = _split(condition)
-            async with self.locked(collection.name, key):
+            async with self.locked(collection.name, key) as local:
+                local.forget()  # written here, not through a Held
                 if not await self._still_matches(collection, key, rest, upsert=False):
                     return False
                 done = await collection.replace_one({"_id": key}, dict(replacement))
@@ -542,7 +555,8 @@ class Writes:
                 result = await collection.delete_one(dict(condition))
                 return result.deleted_count > 0
             key, rest = _split(condition)
-            async with self.locked(collection.name, key):
+            async with self.locked(collection.name, key) as local:
+                local.forget()  # written here, not through a Held
                 if not await self._still_matches(collection, key, rest, upsert=False):
                     return False
                 done = await collection.delete_one({"_id": key})
@@ -591,14 +605,15 @@ class Writes:
             await held.read()
             yield held
             return
-        async with self.locked(collection.name, key):
+        async with self.locked(collection.name, key) as local:
+            held._local = local
             await held.read()
             yield held
 
     # The lock ------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def locked(self, collection: str, key: Any) -> AsyncIterator[None]:
+    async def locked(self, collection: str, key: Any) -> AsyncIterator[_Local]:
         """Hold the write lock of one document: in this process and across processes.
 
         The lock document is handed over within the process (decision 0014): a holder
@@ -614,10 +629,11 @@ class Writes:
         try:
             async with local.lock:
                 if not local.held:
+                    local.forget()
                     await self._acquire(name)
                     local.held, local.taken = True, time.monotonic()
                 try:
-                    yield
+                    yield local
                 finally:
                     young = time.monotonic() - local.taken < self._lock_ttl.total_seconds() / 3
                     if local.users == 1 or not young:  # nobody here waits, or held long
@@ -631,6 +647,7 @@ class Writes:
 
     async def _release(self, local: _Local, name: str) -> None:
         local.held = False
+        local.forget()
         with contextlib.suppress(Exception):
             await self._releases.release(name)
 
@@ -672,10 +689,20 @@ class Held:
         """True on FerretDB: the lock is held, so ``document`` stays what the store holds
         until this block writes it (a write that did not match needs no read to learn why)."""
         self.document: Document | None = None
+        self._local: _Local | None = None
+        """On FerretDB, the document's lock in this process (it may know the document)."""
 
     async def read(self) -> Document | None:
+        """Read the document; on FerretDB none is sent when the lock document stayed held
+        in this process since the last block of it read or wrote it (decision 0014)."""
+        local = self._local
+        if local is not None and local.document is not None:
+            self.document = copy.deepcopy(local.document)
+            return self.document
         with self.writes._watched():
             self.document = await self.collection.find_one({"_id": self.key})
+        if local is not None:
+            local.remember(self.document)
         return self.document
 
     async def find_one_and_update(
@@ -702,10 +729,14 @@ class Held:
                 return result
             if not _decide(self.collection, self.document, key, rest, upsert=upsert):
                 return None
+            if self._local is not None:
+                self._local.forget()  # until the store says what it holds now
             found: Document | None = await self.collection.find_one_and_update(
                 {"_id": key}, dict(update), upsert=upsert, return_document=ReturnDocument.AFTER
             )
             self.document = found
+            if self._local is not None:
+                self._local.remember(found)
             return found
 
 
