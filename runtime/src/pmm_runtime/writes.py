@@ -46,7 +46,7 @@ import asyncio
 import contextlib
 import copy
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -457,18 +457,10 @@ class Writes:
             raise
 
     def _group(self, collection: AsyncCollection[Document]) -> GroupInsert:
-        key = (collection.database.name, collection.name)
-        group = self._inserts.get(key)
-        if group is None:
-            group = self._inserts[key] = GroupInsert(collection)
-        return group
+        return _per_collection(self._inserts, collection, GroupInsert)
 
     def _grouped_update(self, collection: AsyncCollection[Document]) -> GroupUpdate:
-        key = (collection.database.name, collection.name)
-        group = self._updates.get(key)
-        if group is None:
-            group = self._updates[key] = GroupUpdate(collection)
-        return group
+        return _per_collection(self._updates, collection, GroupUpdate)
 
     async def insert_one(
         self, collection: AsyncCollection[Document], document: Mapping[str, Any]
@@ -789,6 +781,22 @@ def _decide(
     if upsert:  # MongoDB would try to insert a second document with this _id
         raise DuplicateKeyError(f"E11000 duplicate key: {collection.name} {key!r}")
     return False
+
+
+G = TypeVar("G", GroupInsert, GroupUpdate)
+
+
+def _per_collection(
+    groups: dict[tuple[str, str], G],
+    collection: AsyncCollection[Document],
+    make: Callable[[AsyncCollection[Document]], G],
+) -> G:
+    """The group of ``collection`` in ``groups``, made at its first use."""
+    key = (collection.database.name, collection.name)
+    group = groups.get(key)
+    if group is None:
+        group = groups[key] = make(collection)
+    return group
 
 
 def _split(condition: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
