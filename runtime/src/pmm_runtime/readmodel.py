@@ -72,8 +72,10 @@ class RegisterReadModel:
         return await self.organisations.find_one({"_id": code})
 
     async def is_member(self, code: str) -> bool:
-        found = await self.organisations.find_one({"_id": code, "is_member": True})
-        return found is not None
+        # By bare _id, the field checked here: FerretDB 1.24 answers any other filter by
+        # decoding every organisation (decision 0008).
+        found = await self.organisations.find_one({"_id": code}, {"is_member": 1})
+        return found is not None and found.get("is_member") is True
 
     async def professional(self, professional_id: str) -> Document | None:
         return await self.professionals.find_one({"_id": professional_id})
