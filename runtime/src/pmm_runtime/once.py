@@ -34,7 +34,6 @@ this process applied itself, which with one instance are all of them (decision 0
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +43,7 @@ from pymongo.errors import DuplicateKeyError
 
 from pmm_runtime.errors import Conflict
 from pmm_runtime.mongo import Document
+from pmm_runtime.recent import Recent
 from pmm_runtime.writes import Held, Writes, matches
 
 INFLIGHT = "_inflight"
@@ -97,14 +97,8 @@ class ApplyOnce:
         self.markers = markers
         self.keep = keep
         self.attempts = attempts
-        self._known: OrderedDict[str, None] = OrderedDict()
+        self._known = Recent(REMEMBERED)
         """Keys whose markers exist (written or found here; a marker is never removed)."""
-
-    def _remember(self, key: str) -> None:
-        self._known[key] = None
-        self._known.move_to_end(key)
-        while len(self._known) > REMEMBERED:
-            self._known.popitem(last=False)
 
     async def marked(self, key: str) -> bool:
         """Whether ``key`` has its marker (remembered, else read by ``_id``)."""
@@ -112,21 +106,21 @@ class ApplyOnce:
             return True
         if await self.markers.find_one({"_id": key}, {"_id": 1}) is None:
             return False
-        self._remember(key)
+        self._known.add(key)
         return True
 
     async def mark(self, marker: Mapping[str, Any]) -> bool:
         """Write the marker of an applied key (its ``_id`` is the key; a caller's marker may
         be a whole record, as a budget's ledger entry): False when it was there already
         (the same key applied and marked by an earlier attempt)."""
-        key = str(marker["_id"])
         try:
             await self.writes.insert_one(self.markers, marker)
         except DuplicateKeyError:
-            self._remember(key)
-            return False
-        self._remember(key)
-        return True
+            written = False
+        else:
+            written = True
+        self._known.add(str(marker["_id"]))
+        return written
 
     async def apply(
         self,

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +45,7 @@ from pmm_contracts.envelope import CONTENT_TYPE, CloudEvent, event_to_dict
 from pmm_runtime.logging import get_logger
 from pmm_runtime.metrics import Metrics
 from pmm_runtime.mongo import Document
+from pmm_runtime.recent import Recent
 from pmm_runtime.telemetry import current_trace_context, use_trace_context
 from pmm_runtime.writes import Held, SweepSchedule, Writes
 
@@ -389,16 +389,10 @@ class OutboxRelay:
         self._stale: set[tuple[str, Any]] = set()
         """Aggregates whose last publish failed part-way: their announced outboxes are
         older than what is left, so they are read again."""
-        self._published: OrderedDict[str, None] = OrderedDict()
+        self._published = Recent(REMEMBERED)
         """The ids of the entries this relay saw acknowledged lately (at most
         ``REMEMBERED``): an announced outbox that still holds one (its write came before
         the entry was removed) does not publish it again."""
-
-    def _remember(self, entry_id: str) -> None:
-        self._published[entry_id] = None
-        self._published.move_to_end(entry_id)
-        while len(self._published) > REMEMBERED:
-            self._published.popitem(last=False)
 
     def add_collection(self, collection: AsyncCollection[Document]) -> None:
         self._collections[collection.name] = collection
@@ -438,7 +432,7 @@ class OutboxRelay:
                     failures.append(outcome)
                 elif not failures:
                     done.append(entry)
-                    self._remember(entry["id"])
+                    self._published.add(entry["id"])
                     if self._metrics:
                         self._metrics.published.labels(topic=entry["topic"]).inc()
             in_flight.clear()

@@ -340,15 +340,12 @@ class GroupUpdate(_Group[_Update]):
         return bool(await self._submit(item))
 
     async def _one(self, item: _Update) -> bool:
-        done = await self.collection.update_one(
-            {"_id": item.key}, dict(item.update), upsert=item.upsert
-        )
+        done = await self.collection.update_one({"_id": item.key}, item.update, upsert=item.upsert)
         return done.matched_count > 0 or done.upserted_id is not None
 
     async def _send(self, items: list[_Update]) -> Mapping[int, object]:
-        if len(items) == 1 or len({repr(item.key) for item in items}) < len(items):
-            return {i: await self._one(item) for i, item in enumerate(items)}  # (the latter:
-            # by construction never, each caller holding its document's lock)
+        if len(items) == 1:
+            return {0: await self._one(items[0])}
         # The command itself, not bulk_write: PyMongo's merging of the replies needs an
         # nModified that FerretDB 1.24 leaves out of a reply with write errors.
         reply = await self.collection.database.command(
@@ -373,12 +370,10 @@ class GroupUpdate(_Group[_Update]):
         outcomes: dict[int, object] = dict.fromkeys(upserted, True)
         if matched >= len(rest):
             return {**outcomes, **dict.fromkeys(rest, True)}
-        keys = [items[i].key for i in rest]
-        present = {
-            repr(d["_id"])
-            for d in await self.collection.find({"_id": {"$in": keys}}, {"_id": 1}).to_list(None)
-        }
-        return {**outcomes, **{i: repr(items[i].key) in present for i in rest}}
+        for i in rest:  # by bare _id each: FerretDB reads the collection for an $in
+            found = await self.collection.find_one({"_id": items[i].key}, {"_id": 1})
+            outcomes[i] = found is not None
+        return outcomes
 
 
 @dataclass
@@ -396,7 +391,10 @@ class _Local:
     document stayed held here since (nobody else can have changed it); None: unknown."""
 
     def remember(self, document: Document | None) -> None:
-        self.document = copy.deepcopy(document) if document is not None else None
+        """Keep a copy for the next block of this process, if one waits already (else the
+        lock is released at the end of this block, and the copy would go unread)."""
+        waiting = self.users > 1 and document is not None
+        self.document = copy.deepcopy(document) if waiting else None
 
     def forget(self) -> None:
         self.document = None
@@ -489,8 +487,7 @@ class Writes:
                 )
                 return result
             key, rest = _split(condition)
-            async with self.locked(collection.name, key) as local:
-                local.forget()  # written here, not through a Held
+            async with self.locked(collection.name, key):
                 if not await self._still_matches(collection, key, rest, upsert=upsert):
                     return None
                 found: Document | None = await collection.find_one_and_update(
@@ -513,8 +510,7 @@ class Writes:
                 result = await collection.update_one(dict(condition), dict(update), upsert=upsert)
                 return result.matched_count > 0 or result.upserted_id is not None
             key, rest = _split(condition)
-            async with self.locked(collection.name, key) as local:
-                local.forget()  # written here, not through a Held
+            async with self.locked(collection.name, key):
                 if not await self._still_matches(collection, key, rest, upsert=upsert):
                     return False
                 return await self._grouped_update(collection).update(key, update, upsert=upsert)
@@ -531,8 +527,7 @@ class Writes:
                 result = await collection.replace_one(dict(condition), dict(replacement))
                 return result.matched_count > 0
             key, rest = _split(condition)
-            async with self.locked(collection.name, key) as local:
-                local.forget()  # written here, not through a Held
+            async with self.locked(collection.name, key):
                 if not await self._still_matches(collection, key, rest, upsert=False):
                     return False
                 done = await collection.replace_one({"_id": key}, dict(replacement))
@@ -547,8 +542,7 @@ class Writes:
                 result = await collection.delete_one(dict(condition))
                 return result.deleted_count > 0
             key, rest = _split(condition)
-            async with self.locked(collection.name, key) as local:
-                local.forget()  # written here, not through a Held
+            async with self.locked(collection.name, key):
                 if not await self._still_matches(collection, key, rest, upsert=False):
                     return False
                 done = await collection.delete_one({"_id": key})
@@ -597,7 +591,7 @@ class Writes:
             await held.read()
             yield held
             return
-        async with self.locked(collection.name, key) as local:
+        async with self.locked(collection.name, key, known=True) as local:
             held._local = local
             await held.read()
             yield held
@@ -605,7 +599,9 @@ class Writes:
     # The lock ------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def locked(self, collection: str, key: Any) -> AsyncIterator[_Local]:
+    async def locked(
+        self, collection: str, key: Any, *, known: bool = False
+    ) -> AsyncIterator[_Local]:
         """Hold the write lock of one document: in this process and across processes.
 
         The lock document is handed over within the process (decision 0014): a holder
@@ -614,16 +610,21 @@ class Writes:
         bucket) written by many coroutines in turn costs no insert and delete per write.
         A lock document is handed over only while it is younger than a third of
         ``lock_ttl_s``: then it is released, so other processes get their turn and never
-        see it as a stopped holder's."""
+        see it as a stopped holder's.
+
+        ``known``: the block reads and writes the document only through a ``Held``, which
+        may use the document the last such block left (``holding``). Any other block may
+        write it otherwise, so the document is forgotten when it starts."""
         name = f"{collection}/{key}"
         local = self._local.setdefault(name, _Local())
         local.users += 1
         try:
             async with local.lock:
                 if not local.held:
-                    local.forget()
                     await self._acquire(name)
                     local.held, local.taken = True, time.monotonic()
+                if not known:
+                    local.forget()
                 try:
                     yield local
                 finally:
