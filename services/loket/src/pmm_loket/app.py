@@ -44,6 +44,11 @@ def create_app(settings: LoketSettings | None = None) -> FastAPI:
     )
     platform.on_startup(repo.create_indexes)
     platform.on_startup(repo.rebuild_deadline_index)
+
+    async def migrate_read_log() -> None:
+        await repo.migrate_read_log()
+
+    platform.on_startup(migrate_read_log)
     kafka.subscribe(platform, deps)
     platform.periodic(
         "deadline-scan", settings.deadline_scan_interval_s, lambda: uc.scan_deadlines(deps)

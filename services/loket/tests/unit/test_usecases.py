@@ -7,6 +7,7 @@ is the only thing a test controls.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -14,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from pmm_contracts import new_event
 from pmm_contracts.events import bridging as bev
@@ -39,6 +41,7 @@ from pmm_runtime.auth import Identity
 from pmm_runtime.broker import PermanentError
 from pmm_runtime.changes import Changes
 from pmm_runtime.errors import Forbidden, NotFound
+from pmm_runtime.mongo import Document
 from pmm_runtime.platform import Platform, dispatch
 from pmm_runtime.readmodel import RegisterReadModel
 
@@ -321,6 +324,76 @@ async def test_every_change_and_read_is_audited_with_old_and_new_values(
     assert trail[5]["new"]["notes"][0]["text"] == "spoke to the wijkteam"
     with pytest.raises(Forbidden):
         await uc.audit_trail(deps, COLLEAGUE, case_id)
+
+
+class Finds(monitoring.CommandListener):
+    """The filters of the ``find`` commands a client sends."""
+
+    def __init__(self) -> None:
+        self.finds: list[tuple[str, dict[str, Any]]] = []
+
+    def started(self, event: Any) -> None:
+        if event.command_name == "find":
+            self.finds.append((event.command["find"], dict(event.command.get("filter") or {})))
+
+    def succeeded(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass
+
+
+async def test_the_audit_trail_of_a_case_is_read_by_bare_id_whatever_else_was_read(
+    deps: uc.Deps, make_settings: Callable[..., LoketSettings]
+) -> None:
+    """The reads of every other case never make one case's trail dearer (decision 0015):
+    its reads are one document keyed by the case id, so the trail is two ``_id`` reads."""
+    case_id = await in_progress(deps)
+    other = await in_progress(deps)
+    for _ in range(5):
+        await uc.get_case(deps, COLLEAGUE, other)
+    await uc.get_case(deps, COLLEAGUE, case_id)
+    finds = Finds()
+    database = deps.repo.collection.database.name
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        make_settings(LoketSettings).mongodb_url, tz_aware=True, event_listeners=[finds]
+    )
+    watched = replace(deps, repo=copy.copy(deps.repo))
+    watched.repo.reads = client[database]["case_read_log"]
+    try:
+        trail = await watched.repo.audit_trail(case_id)
+    finally:
+        await client.close()
+    assert [e["action"] for e in trail].count("case.read") == 1
+    assert finds.finds == [("case_read_log", {"_id": case_id})]
+    others = await deps.repo.audit_trail(other)
+    assert [e["actor"] for e in others if e["action"] == "case.read"] == ["gm0363:gm0363-p2"] * 5
+
+
+async def test_reads_logged_before_the_per_case_log_are_moved_into_it_once(
+    deps: uc.Deps,
+) -> None:
+    """An older database kept one document per read (``case_reads``): the start-up
+    migration moves them into the per-case log, in time order with the case's changes,
+    and a repeated migration (a crash midway) adds none twice."""
+    case_id = await in_progress(deps)
+    old = [
+        {"case_id": case_id, "at": MONDAY + timedelta(minutes=m), "actor": a, "action": "case.read"}
+        for m, a in ((1, "pmm:staff-1"), (2, "gm0363:gm0363-p2"))
+    ]
+    await deps.repo.legacy_reads.insert_many([dict(r) for r in old])
+    await deps.repo.legacy_reads.insert_one(
+        {"case_id": "another", "at": MONDAY, "actor": "pmm:staff-1", "action": "case.read"}
+    )
+    assert await deps.repo.migrate_read_log(batch=2) == 3
+    await deps.repo.legacy_reads.insert_many([dict(r) for r in old])  # as if it crashed
+    assert await deps.repo.migrate_read_log() == 2
+    assert await deps.repo.migrate_read_log() == 0
+    trail = await deps.repo.audit_trail(case_id)
+    reads = [(e["at"], e["actor"]) for e in trail if e["action"] == "case.read"]
+    assert reads == [(r["at"], r["actor"]) for r in old]
+    assert [e["at"] for e in trail] == sorted(e["at"] for e in trail)
+    assert len(await deps.repo.audit_trail("another")) == 1
 
 
 # Handling ----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Mongo persistence of cases: one document per case (state, outbox, audit in one write).
 
 The queries the Loket's use cases ask live here and nowhere else. Reads of a case file are
-audited in their own append-only collection (``case_reads``), so a read never writes the
-case document or changes its version.
+audited in a read log of their own (``case_read_log``: one document per case, keyed by the
+case id), so a read never writes the case document or changes its version, and the trail
+of one case is read by ``_id`` whatever the number of cases and reads (decision 0015).
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ class CaseRepository(Aggregates[Case]):
         super().__init__(cases, Case, topic=LOKET_CASES)
         self.counters = counters
         database = cases.collection.database
-        self.reads = database["case_reads"]
+        # {_id: case id, reads: [{at, actor, action}]}: the case's reads, by bare _id
+        self.reads = database["case_read_log"]
+        # before decision 0015: one document per read, {case_id, at, actor, action}
+        self.legacy_reads = database["case_reads"]
         # {_id: case id, on: first warning day} of the open cases with a running deadline
         self.deadline_index = DueIndex(database["case_deadlines"], cases.writes)
         self.warn_days = warn_days
@@ -97,7 +101,6 @@ class CaseRepository(Aggregates[Case]):
         await coll.create_index("number", unique=True)
         await coll.create_index([("status", ASCENDING), ("case_director_id", ASCENDING)])
         await coll.create_index([("submitting_organisation", ASCENDING)])
-        await self.reads.create_index([("case_id", ASCENDING), ("at", ASCENDING)])
         await self.deadline_index.create_indexes()
 
     async def next_number(self, year: int) -> int:
@@ -173,21 +176,49 @@ class CaseRepository(Aggregates[Case]):
     # Audit -------------------------------------------------------------------------------------
 
     async def record_read(self, case_id: str, actor: str, at: datetime) -> None:
-        """A read of the case file (the law asks who read it): appended to ``case_reads``,
-        never to the case itself."""
-        await self.store.writes.insert_one(
-            self.reads, {"case_id": case_id, "at": at, "actor": actor, "action": "case.read"}
+        """A read of the case file (the law asks who read it): appended to the case's read
+        log, never to the case itself. One update by bare ``_id`` (serialized per case on
+        FerretDB, so two processes lose no read)."""
+        read = {"at": at, "actor": actor, "action": "case.read"}
+        await self.store.writes.update_one(
+            self.reads, {"_id": case_id}, {"$push": {"reads": read}}, upsert=True
         )
 
     async def audit_trail(self, case_id: str) -> list[Document]:
-        """Changes and reads of the case, in time order."""
+        """Changes and reads of the case, in time order: two reads by bare ``_id``."""
         doc = await self.collection.find_one({"_id": case_id}, {AUDIT: 1})
         changes = list(doc.get(AUDIT, [])) if doc else []
-        reads = [
-            {k: v for k, v in r.items() if k not in ("_id", "case_id")}
-            async for r in self.reads.find({"case_id": case_id})
-        ]
+        log = await self.reads.find_one({"_id": case_id})
+        reads = list((log or {}).get("reads", []))
         return sorted(changes + reads, key=lambda e: e["at"])
+
+    async def migrate_read_log(self, batch: int = 500) -> int:
+        """At start-up: move the reads of the old one-document-per-read collection into the
+        per-case read log, then drop it; the number of reads moved. Once it is gone this
+        finds nothing (one read). A crash midway repeats the move from the start: a case's
+        log takes each old read once (``$addToSet`` of the same time, actor and action)."""
+        moved = 0
+        by_case: dict[str, list[Document]] = {}
+        async for r in self.legacy_reads.find({}):
+            read = {"at": r["at"], "actor": r["actor"], "action": r["action"]}
+            by_case.setdefault(str(r["case_id"]), []).append(read)
+            moved += 1
+            if moved % batch == 0:
+                await self._add_reads(by_case)
+        await self._add_reads(by_case)
+        if moved:
+            await self.legacy_reads.drop()
+        return moved
+
+    async def _add_reads(self, by_case: dict[str, list[Document]]) -> None:
+        for case_id, reads in by_case.items():
+            await self.store.writes.update_one(
+                self.reads,
+                {"_id": case_id},
+                {"$addToSet": {"reads": {"$each": reads}}},
+                upsert=True,
+            )
+        by_case.clear()
 
     async def scrub_audit(self, case_id: str) -> None:
         """Anonymisation: drop the old and new values from the trail, keeping who did what,
