@@ -65,6 +65,7 @@ def create_app(settings: SignalenSettings | None = None) -> FastAPI:
     platform.on_startup(signals.create_indexes)
     platform.on_startup(signals.rebuild_reminder_index)
     platform.on_startup(cases.create_indexes)
+    platform.on_startup(cases.rebuild_director_index)
     platform.on_startup(figures.create_indexes)
     kafka.subscribe(
         platform, deps, cases_topic=settings.cases_topic, responses=settings.responses_pattern

@@ -9,10 +9,13 @@ the service lives here.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Collection
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
 from pmm_contracts.envelope import EventData
 from pmm_contracts.events import signals as ev
@@ -26,6 +29,14 @@ from pmm_signalen.adapters.figures import FIGURES
 from pmm_signalen.domain.model import Signal, SignalStatus
 
 HIDDEN = {OUTBOX: 0, AUDIT: 0, APPLIED: 0, FIGURES: 0}
+DIRECTOR_CASES = "director_cases"
+"""Per regievoerder ``{_id: director id, cases: [case id, ...]}``: whose cases a director
+sees, read by bare ``_id`` (a query on the cases' ``case_directors`` decodes every case on
+FerretDB 1.24, decision 0008)."""
+MIGRATIONS = "migrations"
+"""One document per one-time start-up migration done (``{_id: name, at}``)."""
+DIRECTOR_CASES_BUILT = "director_cases"
+"""The marker (in ``MIGRATIONS``) of the rebuild of ``DIRECTOR_CASES`` from the cases."""
 
 
 def monitor_keys(signal: Signal) -> list[str]:
@@ -178,14 +189,25 @@ class SignalRepository(Aggregates[Signal]):
 
 class CaseRepository:
     """What this service keeps of each case: enough for the yearly report and for who may
-    see the case's signals with their case reference (its regievoerders), no person."""
+    see the case's signals with their case reference (its regievoerders), no person.
+
+    Who directed a case is kept twice: on the case (``case_directors``, for a single
+    signal) and per director in ``director_cases`` (for a director's list, by ``_id``).
+    The director's document is written after the case's; the consumer handles a
+    ``case.assigned`` again when it was not done (at-least-once, the offset is committed
+    after the handler returned), and ``add_director`` is idempotent, so a redelivery
+    repairs a crash between the two writes."""
 
     def __init__(self, collection: AsyncCollection[Document], writes: Writes | None = None) -> None:
         self.collection = collection
         self.writes = writes or default_writes(collection.database)
+        self.directed = collection.database[DIRECTOR_CASES]
+        self.migrations = collection.database[MIGRATIONS]
 
     async def create_indexes(self) -> None:
         await self.collection.create_index([("closed_year", ASCENDING)])
+        # Used only by the one-time rebuild of director_cases (on MongoDB); directors'
+        # lists read director_cases by _id.
         await self.collection.create_index([("case_directors", ASCENDING)])
 
     async def upsert(self, case_id: str, fields: Document, figures: Document | None = None) -> None:
@@ -197,12 +219,16 @@ class CaseRepository:
         await self.writes.update_one(self.collection, {"_id": case_id}, update, upsert=True)
 
     async def add_director(self, case_id: str, case_number: str, director_id: str) -> None:
-        """Remember that ``director_id`` directs (or directed) the case; idempotent."""
+        """Remember that ``director_id`` directs (or directed) the case; idempotent. The
+        case first, then the director's list (see the class)."""
         await self.writes.update_one(
             self.collection,
             {"_id": case_id},
             {"$set": {"case_number": case_number}, "$addToSet": {"case_directors": director_id}},
             upsert=True,
+        )
+        await self.writes.update_one(
+            self.directed, {"_id": director_id}, {"$addToSet": {"cases": case_id}}, upsert=True
         )
 
     async def directors(self, case_id: str) -> list[str]:
@@ -210,9 +236,42 @@ class CaseRepository:
         return list((doc or {}).get("case_directors") or [])
 
     async def directed_by(self, director_id: str) -> list[str]:
-        """The ids of the cases ``director_id`` directs or directed."""
-        docs = await self.collection.find({"case_directors": director_id}, {"_id": 1}).to_list(None)
-        return [str(d["_id"]) for d in docs]
+        """The ids of the cases ``director_id`` directs or directed (one read by ``_id``)."""
+        doc = await self.directed.find_one({"_id": director_id}, {"cases": 1})
+        return [str(c) for c in (doc or {}).get("cases") or []]
+
+    async def rebuild_director_index(self) -> None:
+        """At start-up, once per database: ``director_cases`` from the cases'
+        ``case_directors`` (cases written before the index existed). One scan of the cases;
+        the marker ``migrations/director_cases``, written when the rebuild is complete,
+        makes every later start one read by ``_id``. A crash midway leaves no marker (the
+        next start does it again: ``$addToSet`` is idempotent), and replicas starting
+        together both rebuild harmlessly. Delete the marker to run it again (e.g. after a
+        previous version kept consuming next to this one). The marker says when and for
+        how many directors."""
+        if await self.migrations.find_one({"_id": DIRECTOR_CASES_BUILT}, {"_id": 1}) is not None:
+            return
+        directed: dict[str, set[str]] = {}
+        cursor = self.collection.find({"case_directors": {"$exists": True}}, {"case_directors": 1})
+        async for doc in cursor:
+            for director in doc.get("case_directors") or []:
+                directed.setdefault(str(director), set()).add(str(doc["_id"]))
+        for director, cases in directed.items():
+            await self.writes.update_one(
+                self.directed,
+                {"_id": director},
+                {"$addToSet": {"cases": {"$each": sorted(cases)}}},
+                upsert=True,
+            )
+        with contextlib.suppress(DuplicateKeyError):  # another replica finished first
+            await self.writes.insert_one(
+                self.migrations,
+                {
+                    "_id": DIRECTOR_CASES_BUILT,
+                    "at": datetime.now(UTC).isoformat(),
+                    "directors": len(directed),
+                },
+            )
 
     async def get(self, case_id: str) -> Document | None:
         return await self.collection.find_one({"_id": case_id}, {FIGURES: 0})
