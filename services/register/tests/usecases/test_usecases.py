@@ -323,6 +323,33 @@ async def test_removal_erases_the_contact_data_everywhere_and_in_the_audit(deps:
     await uc.register_professional(deps, ADMIN, person("uwv-new", email="uwv-gone@uwv.nl"))
 
 
+async def test_the_stale_scan_asks_the_ready_index_not_the_store(deps: uc.Deps) -> None:
+    """Once the replica's index has replayed the changelog, the periodic stale scan reads no
+    professional by a filter (FerretDB would decode every entry each hour): the index names
+    the due ones, longest unverified first, and the change loop reads each by its id."""
+    index = deps.professionals.index
+    assert index is not None
+    for pid, verified in (("uwv-old", date(2025, 1, 1)), ("uwv-older", date(2024, 6, 1))):
+        await uc.register_professional(deps, ADMIN, person(pid))
+        await deps.professionals.store.collection.update_one(
+            {"_id": pid}, {"$set": {"last_verified_on": verified.isoformat()}}
+        )
+        held = index.get(pid)
+        assert held is not None
+        held.last_verified_on = verified
+    await uc.register_professional(deps, ADMIN, person("uwv-fresh"))
+    index.ready = True
+    assert await deps.professionals.due_for_verification(date(2025, 6, 1), 10) == [
+        "uwv-older",
+        "uwv-old",
+    ]
+    assert await deps.professionals.due_for_verification(date(2025, 6, 1), 1) == ["uwv-older"]
+    later = replace(deps, today=lambda: date(2026, 3, 1))  # 12 months: both are due
+    assert await uc.request_verifications(later) == 2
+    assert await deps.professionals.due_for_verification(date(2025, 6, 1), 10) == []
+    assert await uc.request_verifications(later) == 0  # asked once
+
+
 async def test_stale_entries_are_asked_once_and_verifying_clears_it(deps: uc.Deps) -> None:
     await uc.register_professional(deps, ADMIN, person("uwv-old"))
     next_year = replace(deps, today=lambda: date(2027, 12, 1))

@@ -197,7 +197,11 @@ class Professionals(Aggregates[Professional]):
         return total, [self.load(d) for d in await cursor.to_list(None)]
 
     async def due_for_verification(self, verified_before: date, limit: int) -> list[str]:
-        """Ids of the entries not verified since ``verified_before`` and not asked yet."""
+        """Ids of the entries not verified since ``verified_before`` and not asked yet: from
+        the index once it is ready (no store scan on the periodic path), else from the
+        store (only while the replica replays the changelog after its start)."""
+        if self.index is not None and self.index.ready:
+            return self.index.due_for_verification(verified_before, limit)
         cursor = self.collection.find(
             {
                 "removed": False,

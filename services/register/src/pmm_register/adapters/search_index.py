@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
@@ -145,6 +147,17 @@ class SearchIndex:
                 if len(page) >= skip + limit:
                     break
         return len(ids), page[skip:]
+
+    def due_for_verification(self, verified_before: date, limit: int) -> list[str]:
+        """Ids of the entries not verified since ``verified_before`` and not asked yet,
+        longest unverified first: the stale scan's question, answered in memory (the store
+        would decode every professional on FerretDB)."""
+        due = (
+            (p.last_verified_on, p.id)
+            for p in self._entries.values()
+            if not p.stale and p.last_verified_on <= verified_before
+        )
+        return [pid for _, pid in heapq.nsmallest(limit, due)]
 
     def _ordered(self) -> list[str]:
         """Every id in result order, kept until the next change."""
