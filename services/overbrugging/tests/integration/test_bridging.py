@@ -7,18 +7,26 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient, monitoring
 
 from pmm_contracts import encode_event, new_event
 from pmm_contracts.events.cases import BridgingRequested, Urgency
 from pmm_contracts.topics import LOKET_CASES, OVERBRUGGING_APPLICATIONS
-from pmm_overbrugging.adapters.repository import AlreadyBooked, Booking
+from pmm_overbrugging.adapters.repository import (
+    ENTRIES_MIGRATION,
+    AlreadyBooked,
+    Booking,
+    BridgingRepository,
+)
 from pmm_overbrugging.app import create_app
 from pmm_overbrugging.domain.model import (
     CONDITIONS,
@@ -32,6 +40,8 @@ from pmm_overbrugging.service import usecases as uc
 from pmm_overbrugging.settings import OverbruggingSettings
 from pmm_runtime.auth import Identity, LocalIssuer
 from pmm_runtime.errors import Conflict, RuleViolation
+from pmm_runtime.mongo import Document
+from pmm_runtime.outbox import AggregateStore
 from pmm_runtime.testing import bearer, eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -540,3 +550,176 @@ async def test_a_budget_written_before_0011_is_migrated_and_its_bookings_stay_on
     figures = await uc.figures(deps, HOLDER, year)
     assert figures.ledger_consistent
     assert figures.available == Decimal("700.00")
+
+
+class LedgerReads(monitoring.CommandListener):
+    """The filters of the ``find`` and ``aggregate`` commands a client sends to one
+    collection (PyMongo command monitoring), as in ``runtime/tests/test_readmodel.py``."""
+
+    def __init__(self, collection: str) -> None:
+        self.collection = collection
+        self.finds: list[dict[str, Any]] = []
+        self.aggregates = 0
+
+    def started(self, event: Any) -> None:
+        if event.command.get(event.command_name) != self.collection:
+            return
+        if event.command_name == "find":
+            self.finds.append(dict(event.command.get("filter") or {}))
+        elif event.command_name == "aggregate":
+            self.aggregates += 1
+
+    def succeeded(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass
+
+
+@contextlib.asynccontextmanager
+async def watched(
+    deps: uc.Deps, settings: OverbruggingSettings
+) -> AsyncIterator[tuple[uc.Deps, LedgerReads]]:
+    """The service's store, read through a client of its own whose ledger reads are seen."""
+    reads = LedgerReads("ledger")
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, event_listeners=[reads]
+    )
+    db = client[settings.mongodb_database]
+    repo = BridgingRepository(
+        AggregateStore(db[deps.repo.collection.name]), db["budgets"], db["ledger"]
+    )
+    try:
+        yield replace(deps, repo=repo), reads
+    finally:
+        await client.close()
+
+
+def by_bare_id(filters: list[dict[str, Any]]) -> bool:
+    return all(list(f) == ["_id"] and isinstance(f["_id"], str) for f in filters)
+
+
+async def test_an_applications_ledger_is_read_by_bare_id_complete_in_order_once_each(
+    make_settings: Callable[..., OverbruggingSettings],
+    serve: Any,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FerretDB 1.24 decodes the whole ledger for a filter by ``application_id``: the
+    application lists its entries' ids, and an entry booked but not yet taken off the
+    pending list (a crash in between) is found by its id from that list."""
+    settings = make_settings(OverbruggingSettings)
+    app = create_app(settings)
+    await serve(app)
+    deps: uc.Deps = app.state.deps
+    other, _ = await ready_application(deps, unique, "other")  # entries of another one
+    a, year = await ready_application(deps, unique, "ledger")
+    for application in (other, a):
+        await uc.approve(
+            deps, HOLDER, application.id, "approve", Form.ADVANCE, Decimal("100.00"), year, None
+        )
+        await uc.pay(deps, HOLDER, application.id, f"pay-{application.id}", Decimal("100.00"))
+    await uc.determine(deps, HOLDER, a.id, "gm0363", "Wmo 2015 art. 2.3.1")
+    await uc.request_recovery(deps, HOLDER, a.id)
+    await uc.repay(deps, HOLDER, a.id, f"repay1-{unique}", Decimal("10.00"))
+    booked, book = deps.repo.booked, deps.repo.book
+
+    async def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("process killed")
+
+    monkeypatch.setattr(deps.repo, "booked", crash)  # in the ledger, still pending
+    with pytest.raises(RuntimeError):
+        await uc.repay(deps, HOLDER, a.id, f"repay2-{unique}", Decimal("20.00"))
+    monkeypatch.setattr(deps.repo, "booked", booked)
+
+    async def by_field() -> list[Any]:  # the old query, as the truth to compare with
+        found = deps.repo.ledger.find({"application_id": a.id}).sort("at", 1)
+        return [e["_id"] for e in await found.to_list(None)]
+
+    async with watched(deps, settings) as (seen, reads):
+        assert [p.entry_id for p in await deps.repo.pending_bookings(a.id)] == [f"repay2-{unique}"]
+        expected = [
+            f"commitment:{a.id}",
+            f"pay-{a.id}",
+            f"repay1-{unique}",
+            f"repay2-{unique}",
+        ]
+        assert await by_field() == expected
+        reads.finds.clear()
+        entries = await uc.ledger(seen, HOLDER, a.id)
+        assert [e["_id"] for e in entries] == expected
+        assert [e["kind"] for e in entries] == ["commitment", "payment", "recovery", "recovery"]
+        assert by_bare_id(reads.finds)
+        assert len(reads.finds) == len(expected)  # each id read once, nothing else
+        assert reads.aggregates == 0
+
+        # A booking owed but not in the ledger yet (a crash before it) is not shown...
+        monkeypatch.setattr(deps.repo, "book", crash)
+        with pytest.raises(RuntimeError):
+            await uc.repay(deps, HOLDER, a.id, f"repay3-{unique}", Decimal("30.00"))
+        monkeypatch.setattr(deps.repo, "book", book)
+        assert len(await deps.repo.pending_bookings(a.id)) == 2
+        assert [e["_id"] for e in await uc.ledger(seen, HOLDER, a.id)] == expected
+        # ...and is, once, after the sweep booked it and took both off the pending list.
+        assert await uc.complete_pending_bookings(deps) >= 2
+        assert await deps.repo.pending_bookings(a.id) == []
+        reads.finds.clear()
+        entries = await uc.ledger(seen, HOLDER, a.id)
+        assert [e["_id"] for e in entries] == [*expected, f"repay3-{unique}"]
+        assert [e["_id"] for e in entries] == await by_field()
+        assert [e["at"] for e in entries] == sorted(e["at"] for e in entries)
+        assert by_bare_id(reads.finds)
+        assert reads.aggregates == 0
+        document = await deps.repo.store.get(a.id)
+        assert document is not None
+        assert sorted(document["_ledger_entries"]) == sorted(
+            [f"pay-{a.id}", f"repay1-{unique}", f"repay2-{unique}", f"repay3-{unique}"]
+        )
+        # The commitment of an approval whose save never happened is shown too.
+        b, _ = await ready_application(deps, unique, "lost-save")
+        await deps.repo.book(Booking(f"commitment:{b.id}", year, "commitment", 50_00), b.id)
+        assert [e["_id"] for e in await uc.ledger(seen, HOLDER, b.id)] == [f"commitment:{b.id}"]
+
+
+async def test_applications_written_before_the_entry_ids_get_them_at_start_up_once(
+    make_settings: Callable[..., OverbruggingSettings], serve: Any, unique: str
+) -> None:
+    """An application written the old way does not list its ledger entries. The start-up
+    migration reads the ledger once and gives it their ids, then marks itself done: a
+    later start sends one bare read and no ledger scan."""
+    settings = make_settings(OverbruggingSettings)
+    app = create_app(settings)
+    await serve(app)
+    deps: uc.Deps = app.state.deps
+    a, year = await ready_application(deps, unique, "old")
+    await uc.approve(deps, HOLDER, a.id, "approve", Form.ADVANCE, Decimal("100.00"), year, None)
+    await uc.pay(deps, HOLDER, a.id, f"pay-{unique}", Decimal("100.00"))
+    # The old form: no list of entry ids, and an entry keyed the way no rule derives
+    # (the "book first" version let a losing command leave one).
+    await deps.repo.collection.update_one({"_id": a.id}, {"$unset": {"_ledger_entries": ""}})
+    await deps.repo.ledger.insert_one(
+        {
+            "_id": f"old-{unique}",
+            "application_id": a.id,
+            "year": year,
+            "kind": "payment",
+            "amount_cents": 100_00,
+            "at": datetime.now(UTC),
+        }
+    )
+    expected = [f"commitment:{a.id}", f"pay-{unique}", f"old-{unique}"]
+    assert await deps.repo.migrations.find_one({"_id": ENTRIES_MIGRATION}) is not None
+    assert [e["_id"] for e in await uc.ledger(deps, HOLDER, a.id)] == [f"commitment:{a.id}"]
+
+    await deps.repo.migrations.delete_one({"_id": ENTRIES_MIGRATION})  # as before the change
+    assert await deps.repo.migrate_ledger_entries() >= 1
+    document = await deps.repo.store.get(a.id)
+    assert document is not None
+    assert set(document["_ledger_entries"]) == set(expected)  # the commitment listed too
+    assert [e["_id"] for e in await uc.ledger(deps, HOLDER, a.id)] == expected
+
+    async with watched(deps, settings) as (seen, reads):  # the next start
+        assert await seen.repo.migrate_ledger_entries() == 0
+        assert reads.finds == []
+        assert reads.aggregates == 0
+    assert [e["_id"] for e in await uc.ledger(deps, HOLDER, a.id)] == expected

@@ -13,12 +13,18 @@ Every other money step is saved on the application first, with the booking it ow
 ``_pending_bookings`` (same atomic write, the change loop's ``extra_push``), and booked
 after; whoever finds a pending booking (the same step, the next step on that application,
 a retry, or the periodic sweep) books it, once. The queries of the use cases live here.
+
+An application knows the ids of its ledger entries (``_ledger_entries``, added in the same
+update that takes a booking off its pending list), so its ledger is read by bare ``_id``
+whatever the size of the ledger (FerretDB 1.24 decodes the whole collection for any other
+filter: decision 0008).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -45,7 +51,11 @@ BUDGET_MOVES: dict[str, dict[str, int]] = {
 }
 
 PENDING = "_pending_bookings"
-HIDDEN = {"_audit": 0, "_outbox": 0, "_applied": 0, PENDING: 0}
+ENTRIES = "_ledger_entries"
+"""The ids of the application's ledger entries that left its pending list (``booked``)."""
+HIDDEN = {"_audit": 0, "_outbox": 0, "_applied": 0, PENDING: 0, ENTRIES: 0}
+ENTRIES_MIGRATION = "application_ledger_entries"
+"""The start-up migration that gave applications written before ``ENTRIES`` theirs."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +102,14 @@ class BridgingRepository(Aggregates[Application]):
             applications.collection.database["application_bookings_pending"], applications.writes
         )
         self.sweeps = SweepSchedule(applications.writes, sweep_interval_s)
+        # One document per start-up migration done (read by bare _id at every start).
+        self.migrations = applications.collection.database["migrations"]
 
     async def create_indexes(self) -> None:
         await self.migrate_budgets()
+        await self.migrate_ledger_entries()
+        # The service reads an application's entries by id (``entries``); on MongoDB the
+        # index still serves a query of them by application (a check, a tool).
         await self.ledger.create_index([("application_id", ASCENDING)])
         await self.ledger.create_index([("year", ASCENDING), ("kind", ASCENDING)])
         for key in ("status", "case_id", "budget_year"):
@@ -137,10 +152,17 @@ class BridgingRepository(Aggregates[Application]):
         return {PENDING: {"$each": [b.document() for b in bookings]}} if bookings else None
 
     async def booked(self, application_id: str, booking: Booking) -> None:
-        """The booking is in the ledger: remove it from the application's pending list
-        (the exact entry; FerretDB's ``$pull`` with a condition removes nothing)."""
+        """The booking is in the ledger: move it from the application's pending list (the
+        exact entry; FerretDB's ``$pull`` with a condition removes nothing) to the ids of
+        its ledger entries, in one update: at every moment an entry of the ledger is in
+        one of the two (``entries``)."""
         await self.store.writes.update_one(
-            self.collection, {"_id": application_id}, {"$pullAll": {PENDING: [booking.document()]}}
+            self.collection,
+            {"_id": application_id},
+            {
+                "$pullAll": {PENDING: [booking.document()]},
+                "$addToSet": {ENTRIES: booking.entry_id},
+            },
         )
 
     async def announce_owing(self, application_id: str) -> None:
@@ -285,9 +307,67 @@ class BridgingRepository(Aggregates[Application]):
         ).to_list(None)
         return {row["_id"]: int(row["cents"]) for row in rows}
 
-    async def entries(self, application_id: str) -> list[Document]:
-        return (
-            await self.ledger.find({"application_id": application_id})
-            .sort("at", ASCENDING)
-            .to_list(None)
+    async def entries(self, application_id: str, also: Iterable[str] = ()) -> list[Document]:
+        """The application's ledger entries, oldest first, each once; reads by bare ``_id``
+        only, so the cost does not grow with the ledger.
+
+        The ids are those the application lists as booked (``ENTRIES``), those still on its
+        pending list (their entry may exist already: a crash, or a booking under way,
+        between the ledger insert and ``booked``) and ``also``: entries written before the
+        application could record them (the commitment, booked before the approval is
+        saved, whose id the caller derives from the application). The two lists are read
+        in one read of the application and ``booked`` moves an id from one to the other in
+        one update, so no entry that existed at that read is missed. An id whose entry
+        does not exist (a booking still owed) is skipped."""
+        doc = await self.collection.find_one({"_id": application_id}, {ENTRIES: 1, PENDING: 1})
+        if doc is None:
+            return []
+        ids = dict.fromkeys(
+            [
+                *(str(i) for i in doc.get(ENTRIES) or []),
+                *(str(b["entry_id"]) for b in doc.get(PENDING) or []),
+                *also,
+            ]
         )
+        found = [await self.ledger.find_one({"_id": entry_id}) for entry_id in ids]
+        return sorted((e for e in found if e is not None), key=_in_time_order)
+
+    async def migrate_ledger_entries(self, batch: int = 64) -> int:
+        """Applications written before ``ENTRIES`` existed do not list their ledger entries:
+        at start-up, once, read the ledger (one scan) and add each application's entry ids
+        to its list. Guarded by a document in ``migrations`` (one bare read at every later
+        start); a crash midway repeats it (``$addToSet``), and a ``booked`` meanwhile only
+        adds what the migration adds too. How many applications it changed."""
+        if await self.migrations.find_one({"_id": ENTRIES_MIGRATION}) is not None:
+            return 0
+        by_application: dict[str, list[str]] = {}
+        async for entry in self.ledger.find({}, {"application_id": 1}):
+            if entry.get("application_id") is not None:
+                by_application.setdefault(str(entry["application_id"]), []).append(
+                    str(entry["_id"])
+                )
+
+        async def add(application_id: str, ids: list[str]) -> bool:
+            return await self.store.writes.update_one(
+                self.collection,
+                {"_id": application_id},
+                {"$addToSet": {ENTRIES: {"$each": ids}}},
+            )
+
+        changed = 0
+        groups = list(by_application.items())
+        for start in range(0, len(groups), batch):  # grouped updates (decision 0014)
+            done = await asyncio.gather(*(add(a, ids) for a, ids in groups[start : start + batch]))
+            changed += sum(done)
+        with contextlib.suppress(DuplicateKeyError):  # another replica finished it too
+            await self.store.writes.insert_one(
+                self.migrations,
+                {"_id": ENTRIES_MIGRATION, "at": datetime.now(UTC), "applications": changed},
+            )
+        return changed
+
+
+def _in_time_order(entry: Document) -> tuple[bool, datetime | None, str]:
+    """Oldest first (as the ledger's ``at``; an entry without one first), then by id."""
+    at = entry.get("at")
+    return (at is not None, at, str(entry["_id"]))

@@ -77,9 +77,10 @@ async def get(deps: Deps, who: Identity, application_id: str) -> Application:
 
 
 async def ledger(deps: Deps, who: Identity, application_id: str) -> list[Document]:
-    """The application's ledger entries, oldest first."""
+    """The application's ledger entries, oldest first; its commitment too when it was
+    booked but the approval not saved (a crash, or a lost race, in between)."""
     await get(deps, who, application_id)
-    return await deps.repo.entries(application_id)
+    return await deps.repo.entries(application_id, also=[commitment_id(application_id)])
 
 
 async def search(
@@ -163,8 +164,12 @@ def ledger_entry_id(application_id: str, kind: ev.LedgerEntryKind, command_id: s
     concurrent approvals with different command ids then cannot both commit budget (the
     loser would leak its commitment). Every other entry is keyed by its command id."""
     if kind == ev.LedgerEntryKind.COMMITMENT:
-        return f"commitment:{application_id}"
+        return commitment_id(application_id)
     return command_id
+
+
+def commitment_id(application_id: str) -> str:
+    return f"commitment:{application_id}"
 
 
 def _bookings(events: Sequence[EventData]) -> list[Booking]:
