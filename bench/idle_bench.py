@@ -11,13 +11,15 @@ the shared topics), then reads /proc/<pid>/stat over the measuring window.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import http_bench
+import httpx
 from pymongo import AsyncMongoClient
-from stack import Row, Run, Service, aggregate_fields, cpu_seconds
+from stack import Row, Run, Service, aggregate_fields, bearer, cpu_seconds
 
 from pmm_overbrugging.domain.model import CONDITIONS, Application
 
@@ -53,6 +55,32 @@ def application(run_id: str, i: int) -> Doc:
     }
 
 
+REQUEST_SAMPLES = 20
+
+
+async def request_costs(loket: Service, case_id: str) -> dict[str, float]:
+    """Median ms of a few Loket requests, one at a time, as a regievoerder's colleague at
+    PMM staff would make them: a case by id, its audit trail, the first page of the list."""
+    staff = bearer("pmm", "pmm_staff", subject="pmm-bench-staff")
+    paths = {
+        "GET /v1/cases/{id}": f"/v1/cases/{case_id}",
+        "GET /v1/cases/{id}/audit": f"/v1/cases/{case_id}/audit",
+        "GET /v1/cases?page_size=1 (a filtered, sorted list)": "/v1/cases?page_size=1",
+    }
+    costs: dict[str, float] = {}
+    async with httpx.AsyncClient(base_url=loket.base, timeout=120) as client:
+        for name, path in paths.items():
+            samples = []
+            for _ in range(REQUEST_SAMPLES):
+                t = time.perf_counter()
+                r = await client.get(path, headers=staff)
+                samples.append((time.perf_counter() - t) * 1000)
+                if r.status_code != 200:
+                    raise RuntimeError(f"{path}: {r.status_code} {r.text[:300]}")
+            costs[name] = statistics.median(samples)
+    return costs
+
+
 async def fill(coll: Any, make: Any, have: int, want: int) -> None:
     for start in range(have, want, 1000):
         await coll.insert_many([make(i) for i in range(start, min(want, start + 1000))])
@@ -72,6 +100,7 @@ async def bench(run: Run) -> list[Row]:
     services: dict[str, Service] = {n: run.service(n, "i") for n in names}
     client: AsyncMongoClient[Doc] = AsyncMongoClient(run.store.url)
     results: dict[str, dict[str, float]] = {}
+    requests: dict[str, dict[str, float]] = {}
     try:
         for svc in services.values():
             svc.start()
@@ -133,6 +162,8 @@ async def bench(run: Run) -> list[Row]:
                 pids["store"] = run.store.pid
             results[phase] = await measure(pids, window)
             print(f"  {phase}: " + ", ".join(f"{k} {v:.1f}%" for k, v in results[phase].items()))
+            requests[phase] = await request_costs(services["loket"], str(case_template["_id"]))
+            print(f"  {phase}: " + ", ".join(f"{k} {v:.0f} ms" for k, v in requests[phase].items()))
     finally:
         for svc in services.values():
             svc.stop()
@@ -158,6 +189,21 @@ async def bench(run: Run) -> list[Row]:
                 "target": target,
                 "met": same and (lot <= 5 if name == "store" else True),
                 "note": f"after {settle:.0f} s settling",
+            }
+        )
+    for name, few_ms in requests["few"].items():
+        lot_ms = requests["many"][name]
+        listed = "list" in name
+        rows.append(
+            {
+                "figure": f"loket {name}, median of {REQUEST_SAMPLES}, "
+                f"with {many['cases']:,} cases",
+                "value": f"{lot_ms:.0f} ms",
+                "baseline": f"with 100 cases: {few_ms:.0f} ms",
+                "target": "the same at many as at few"
+                + (" (on MongoDB; FerretDB decodes the collection for a filter)" if listed else ""),
+                "met": lot_ms <= few_ms * 1.5 + 5,
+                "note": "one at a time, after the idle window",
             }
         )
     return rows
