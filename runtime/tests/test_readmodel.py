@@ -217,6 +217,11 @@ async def test_with_role_sends_only_finds_by_bare_id(built: Platform) -> None:
         filters.finds.clear()
         assert await model.with_role(EXECUTIVE.value, "nobody") == []
         assert filters.finds == [{"_id": "nobody/executive"}]
+        filters.finds.clear()
+        async for first in model.each_with_role(EXECUTIVE.value, "uwv"):
+            assert first["_id"] == "p1"
+            break  # the Loket's consultee: only the ones looked at are read
+        assert filters.finds == [{"_id": "uwv/executive"}, {"_id": "p1"}]
     finally:
         await client.close()
 

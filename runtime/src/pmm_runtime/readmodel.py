@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
@@ -213,9 +214,14 @@ class RegisterReadModel:
         ``_id``: the role index's document of the pair, then each professional it lists,
         all by bare ``_id`` (what it costs grows with the answer, not with the register).
         A listed professional counts only if its document still has both."""
+        return [person async for person in self.each_with_role(role, organisation)]
+
+    async def each_with_role(self, role: str, organisation: str) -> AsyncIterator[Document]:
+        """``with_role`` one professional at a time, by ``_id``: a caller that needs only
+        the first few (the Loket's consultee) reads only those, however many the
+        organisation has."""
         await self._role_index_ready()
         index = await self.roles.find_one({"_id": _role_key(organisation, role)})
-        found: list[Document] = []
         for professional_id in sorted(_listed(index)):
             person = await self.professionals.find_one({"_id": professional_id})
             if (
@@ -223,8 +229,7 @@ class RegisterReadModel:
                 and person.get("organisation") == organisation
                 and role in (person.get("roles") or ())
             ):
-                found.append(person)
-        return found
+                yield person
 
 
 def _role_key(organisation: str, role: str) -> str:

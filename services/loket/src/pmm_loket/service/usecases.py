@@ -281,28 +281,34 @@ async def _consultee(deps: Deps, cmd: c.RequestConsultation) -> tuple[str, str |
                 f"of {cmd.organisation} in the register",
             )
     else:
-        candidates = [
-            p
-            for role in CONSULTABLE
-            for p in await deps.register.with_role(role.value, cmd.organisation)
-        ]
-        if not candidates:
-            raise RuleViolation(
-                "organisation",
-                f"{cmd.organisation} has no ambassador or maatwerk professional in the register",
-            )
-        person = candidates[0]  # the ambassador first
-        first = person.get("availability") or {}
-        if not first.get("available", True) and not first.get("deputy_id"):
-            available = [
-                p for p in candidates if (p.get("availability") or {}).get("available", True)
-            ]
-            person = (available or candidates)[0]
+        person = await _first_consultable(deps, cmd.organisation)
     availability = person.get("availability") or {}
     deputy = availability.get("deputy_id")
     if not availability.get("available", True) and deputy:
         return str(deputy), str(person["id"])
     return str(person["id"]), None
+
+
+async def _first_consultable(deps: Deps, organisation: str) -> Document:
+    """The organisation's first ambassador, else its first maatwerk professional (by id);
+    when that one is absent without a deputy, the first available one after it. Read one
+    at a time (``each_with_role``), so a large organisation costs only the ones looked at."""
+    first: Document | None = None
+    for role in CONSULTABLE:
+        async for person in deps.register.each_with_role(role.value, organisation):
+            availability = person.get("availability") or {}
+            if first is None:
+                first = person
+                if availability.get("available", True) or availability.get("deputy_id"):
+                    return person
+            elif availability.get("available", True):
+                return person
+    if first is None:
+        raise RuleViolation(
+            "organisation",
+            f"{organisation} has no ambassador or maatwerk professional in the register",
+        )
+    return first  # nobody available: the first, absent without a deputy
 
 
 async def request_consultation(
