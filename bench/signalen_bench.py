@@ -25,7 +25,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
-from stack import ROOT, RUN_DIR, Row, Run, Service, cpu_seconds, kafka
+from stack import ROOT, RUN_DIR, Row, Run, Service, commands_per_event, cpu_seconds, kafka
 
 from pmm_contracts import encode_event, new_event
 from pmm_contracts.cli import provision
@@ -288,9 +288,11 @@ async def bench(run: Run) -> list[Row]:
     raw_make = lambda n: evaluation(run.run_id, raw_org, n)  # noqa: E731
     try:
         await warm_up(run, raw_topic, raw_arrivals, raw_make)
+        raw_before = run.store.commands()
         raw_s, raw_done = await burst(
             run.bootstrap, raw_topic, raw_arrivals, raw_make, range(n_burst)
         )
+        raw_commands = commands_per_event(raw_before, run.store.commands(), raw_done)
         raw_rate = raw_done / raw_s
         raw_lat = await steady(
             run.bootstrap,
@@ -305,6 +307,7 @@ async def bench(run: Run) -> list[Row]:
         await loop_task
         await raw_arrivals.stop()
     print(f"  raw loop: {raw_done}/{n_burst} events in {raw_s:.1f} s = {raw_rate:.0f}/s")
+    print(f"  raw loop: {raw_commands}")
 
     # The service.
     svc = await signalen_instance(run, "", cases_topic, org)
@@ -319,9 +322,12 @@ async def bench(run: Run) -> list[Row]:
     make = lambda n: evaluation(run.run_id, org, n)  # noqa: E731
     try:
         await warm_up(run, cases_topic, arrivals, make)
+        before = run.store.commands()
         took, done = await burst(run.bootstrap, cases_topic, arrivals, make, range(n_burst))
         rate = done / took
+        spent = commands_per_event(before, run.store.commands(), done)
         print(f"  signalen: {done}/{n_burst} events in {took:.1f} s = {rate:.1f}/s")
+        print(f"  signalen: {spent}")
         if done < n_burst:  # the steady run starts on a drained topic
             drained = await arrivals.wait(range(n_burst), 180)
             print(f"  burst drained {'after all' if drained else 'NOT even after 180 s more'}")
@@ -342,7 +348,7 @@ async def bench(run: Run) -> list[Row]:
             "baseline": f"raw aiokafka loop, same writes: {raw_rate:.0f} events/s",
             "target": ">= 300 events/s",
             "met": rate >= 300,
-            "note": f"{took:.1f} s for the burst{failed}",
+            "note": f"{took:.1f} s for the burst{failed}; {spent}; raw loop: {raw_commands}",
         }
     )
     rows.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +102,24 @@ def bearer(org: str, *roles: str, subject: str | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+COMMANDS_METRIC = re.compile(
+    r'^ferretdb_client_requests_total\{command="([^"]+)"[^}]*\} (\S+)$', re.M
+)
+PER_EVENT = ("find", "insert", "update", "delete", "findAndModify")
+
+
+def commands_per_event(before: Counter[str], after: Counter[str], events: int) -> str:
+    """The store commands between two ``Store.commands`` readings, per event."""
+    spent = after - before
+    total = sum(spent[name] for name in PER_EVENT) + sum(
+        n for name, n in spent.items() if name not in PER_EVENT
+    )
+    if not spent or not events:
+        return "not counted (not a private FerretDB)"
+    parts = ", ".join(f"{name} {spent[name] / events:.2f}" for name in PER_EVENT)
+    return f"{total / events:.2f} store commands per event ({parts})"
+
+
 @dataclass
 class Store:
     """The MongoDB-wire store of this run: its URL, what it is, and its process."""
@@ -109,6 +129,19 @@ class Store:
     pid: int | None
     process: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
+    metrics_url: str | None = None
+    """A private FerretDB's Prometheus metrics (its debug listener), for ``commands``."""
+
+    def commands(self) -> Counter[str]:
+        """How many commands of each kind the store has answered so far (a private
+        FerretDB's ``ferretdb_client_requests_total``); empty for another store."""
+        if self.metrics_url is None:
+            return Counter()
+        text = httpx.get(self.metrics_url, timeout=10).text
+        counts: Counter[str] = Counter()
+        for name, value in COMMANDS_METRIC.findall(text):
+            counts[name] += int(float(value))
+        return counts
 
     def describe(self) -> str:
         where = self.url.split("@")[-1]
@@ -150,7 +183,7 @@ def open_store(mode: str, run_id: str) -> Store:
             kind = "shared mongod"
         pid = int(pid_file.read_text()) if pid_file.exists() else None
         return Store(url.stdout.strip(), kind + " (also used by other people's tests)", pid)
-    port = free_port()
+    port, debug_port = free_port(), free_port()
     data = RUN_DIR / f"store-{run_id}"
     (data / "data").mkdir(parents=True, exist_ok=True)
     log = (data / "ferretdb.log").open("wb")
@@ -160,7 +193,7 @@ def open_store(mode: str, run_id: str) -> Store:
             "--handler=sqlite",
             f"--sqlite-url=file:{data / 'data'}/",
             f"--listen-addr=127.0.0.1:{port}",
-            "--debug-addr=127.0.0.1:0",
+            f"--debug-addr=127.0.0.1:{debug_port}",
             f"--state-dir={data}",
             "--telemetry=disable",
             "--log-level=warn",
@@ -197,6 +230,7 @@ def open_store(mode: str, run_id: str) -> Store:
         process.pid,
         process,
         data,
+        f"http://127.0.0.1:{debug_port}/debug/metrics",
     )
 
 
