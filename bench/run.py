@@ -174,7 +174,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("--only", default="store,signalen,http,idle,scale,existing")
     parser.add_argument(
-        "--profile", action="store_true", help="run the signalen burst's service under cProfile"
+        "--profile",
+        action="store_true",
+        help="run the signalen burst's service under cProfile and take the store's Go CPU profile",
     )
     parser.add_argument("--store", choices=["private", "shared"], default="private")
     parsed = parser.parse_args()

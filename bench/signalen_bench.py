@@ -323,11 +323,26 @@ async def bench(run: Run) -> list[Row]:
     try:
         await warm_up(run, cases_topic, arrivals, make)
         before = run.store.commands()
+        store_profile = (
+            asyncio.create_task(
+                asyncio.to_thread(
+                    run.store.cpu_profile,
+                    5 if run.quick else 10,
+                    RUN_DIR / f"{run.run_id}-store.pprof",
+                )
+            )
+            if run.profile
+            else None
+        )
         took, done = await burst(run.bootstrap, cases_topic, arrivals, make, range(n_burst))
         rate = done / took
         spent = commands_per_event(before, run.store.commands(), done)
         print(f"  signalen: {done}/{n_burst} events in {took:.1f} s = {rate:.1f}/s")
         print(f"  signalen: {spent}")
+        if store_profile is not None:
+            print("  the store's CPU profile during the burst (go tool pprof -top):")
+            for line in (await store_profile).splitlines():
+                print(f"    {line}")
         if done < n_burst:  # the steady run starts on a drained topic
             drained = await arrivals.wait(range(n_burst), 180)
             print(f"  burst drained {'after all' if drained else 'NOT even after 180 s more'}")

@@ -143,6 +143,24 @@ class Store:
             counts[name] += int(float(value))
         return counts
 
+    def cpu_profile(self, seconds: int, path: Path) -> str:
+        """A private FerretDB's Go CPU profile over the next ``seconds`` (its pprof on
+        the debug listener), written to ``path`` and summarised by ``go tool pprof``:
+        where the store's own time goes. Blocks; run it in a thread beside the load."""
+        if self.metrics_url is None:
+            return "no store profile (not a private FerretDB)"
+        url = self.metrics_url.replace("/debug/metrics", f"/debug/pprof/profile?seconds={seconds}")
+        path.write_bytes(httpx.get(url, timeout=seconds + 30).content)
+        go = shutil.which("go") or "/usr/local/go/bin/go"
+        binary = _ferretdb_binary()
+        done = subprocess.run(  # noqa: S603
+            [go, "tool", "pprof", "-top", "-nodecount=25", str(binary), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return done.stdout or done.stderr
+
     def describe(self) -> str:
         where = self.url.split("@")[-1]
         return f"{self.kind} ({where})"
