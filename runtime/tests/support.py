@@ -28,15 +28,20 @@ def platform(settings: ServiceSettings, **kwargs: Any) -> Platform:
 
 class Commands(monitoring.CommandListener):
     """What a client sends (PyMongo command monitoring): each command's name, collection
-    and number of documents (an ``update``: of statements)."""
+    and number of documents (an ``update`` or ``delete``: of statements), and the filter
+    of each ``delete`` statement (``deleted``)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, int]] = []
+        self.deleted: list[tuple[str, dict[str, Any]]] = []
 
     def started(self, event: Any) -> None:
         command = event.command
-        documents = len(command.get("documents") or command.get("updates") or [])
-        self.sent.append((event.command_name, str(command.get(event.command_name)), documents))
+        collection = str(command.get(event.command_name))
+        statements = command.get("documents") or command.get("updates") or command.get("deletes")
+        self.sent.append((event.command_name, collection, len(statements or [])))
+        for statement in command.get("deletes") or []:
+            self.deleted.append((collection, dict(statement["q"])))
 
     def succeeded(self, event: Any) -> None:
         pass

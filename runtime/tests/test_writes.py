@@ -358,6 +358,43 @@ async def test_a_refused_statement_fails_its_group_as_an_outage_then_alone(
 
 
 @pytest.mark.integration
+async def test_deletes_by_key_name_the_bare_id_and_an_old_lock_its_holder(
+    make_settings: Callable[..., ServiceSettings],
+) -> None:
+    """FerretDB 1.24 answers a delete statement through its ``_id`` index only when the
+    filter is a bare ``_id``; ``$in`` or any other field reads the whole collection. So the
+    announcements of a relay page are deleted by one statement per id (one command,
+    whatever backlog the collection holds), and a lock taken a moment ago by its bare id.
+    A lock held for over half of ``lock_ttl_s`` might have been taken over by another
+    process meanwhile: it is deleted only while it still names this holder."""
+    settings = make_settings(service_name="writes")
+    client, seen = watched_client(settings)
+    db = client[settings.database_name]
+    writes = Writes(db, holder="me", strategy=WriteStrategy.SERIALIZED, lock_ttl_s=0.2)
+    marks, locks = db["marks"], db[LOCK_COLLECTION]
+    try:
+        await marks.insert_many([{"_id": f"m{n}"} for n in range(10)])
+        seen.sent.clear()
+        assert await writes.delete_immutable(marks, ["m1", "m2", "m3", "gone"]) == 3
+        assert seen.sent == [("delete", "marks", 4)]
+        assert seen.deleted == [("marks", {"_id": key}) for key in ("m1", "m2", "m3", "gone")]
+        assert await marks.count_documents({}) == 7
+
+        seen.deleted.clear()
+        async with writes.locked("marks", "quick"):
+            pass
+        async with writes.locked("marks", "slow"):
+            await asyncio.sleep(0.15)  # past half of lock_ttl_s
+        assert seen.deleted == [
+            (LOCK_COLLECTION, {"_id": "marks/quick"}),
+            (LOCK_COLLECTION, {"_id": "marks/slow", "holder": "me"}),
+        ]
+        assert await locks.count_documents({}) == 0
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
 async def test_the_lock_document_is_handed_over_within_the_process_and_never_left_behind(
     make_settings: Callable[..., ServiceSettings],
 ) -> None:
@@ -379,8 +416,11 @@ async def test_the_lock_document_is_handed_over_within_the_process_and_never_lef
         )
         assert [(name, n) for name, c, n in seen.sent if c == LOCK_COLLECTION] == [
             ("insert", 1),
-            ("delete", 0),
+            ("delete", 1),
         ]
+        # Taken a moment ago, so nobody can have taken it over: deleted by bare _id, which
+        # FerretDB answers by its index (not by reading every held lock).
+        assert seen.deleted == [(LOCK_COLLECTION, {"_id": "docs/hot"})]
         assert (await docs.find_one({"_id": "hot"}) or {})["n"] == 30
         assert await locks.count_documents({}) == 0
 

@@ -52,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from pymongo import ReturnDocument
+from pymongo import DeleteOne, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
@@ -275,24 +275,30 @@ class GroupInsert(_Group[Document]):
         return {}
 
 
-class GroupRelease(_Group[str]):
-    """Group the deletes of this holder's lock documents (one ``delete_many`` by ``$in`` on
-    the small lock collection for all the locks released meanwhile)."""
+class GroupRelease(_Group[tuple[str, bool]]):
+    """Group the deletes of this holder's lock documents: one ``delete`` command of one
+    statement per lock released meanwhile.
+
+    A lock this process took a moment ago (``by_id``: held for less than half of
+    ``lock_ttl_s``) cannot have been taken over (only a lock older than ``lock_ttl_s`` is),
+    so its statement names the bare ``_id``, which FerretDB answers through its ``_id``
+    index; a lock held longer is deleted only while it still names this holder, a filter
+    FerretDB evaluates by reading the lock collection (held locks only: small)."""
 
     def __init__(self, locks: AsyncCollection[Document], holder: str, *, limit: int = 64) -> None:
         super().__init__(limit=limit)
         self.locks = locks
         self.holder = holder
 
-    async def release(self, name: str) -> None:
-        await self._submit(name)
+    async def release(self, name: str, *, by_id: bool = False) -> None:
+        await self._submit((name, by_id))
 
-    async def _send(self, items: list[str]) -> Mapping[int, object]:
-        names = list(dict.fromkeys(items))
-        if len(names) == 1:
-            await self.locks.delete_one({"_id": names[0], "holder": self.holder})
-        else:
-            await self.locks.delete_many({"_id": {"$in": names}, "holder": self.holder})
+    async def _send(self, items: list[tuple[str, bool]]) -> Mapping[int, object]:
+        statements = [
+            DeleteOne({"_id": name} if by_id else {"_id": name, "holder": self.holder})
+            for name, by_id in dict.fromkeys(items)
+        ]
+        await self.locks.bulk_write(statements, ordered=False)
         return {}
 
 
@@ -551,14 +557,15 @@ class Writes:
     async def delete_immutable(self, collection: AsyncCollection[Document], ids: list[Any]) -> int:
         """Delete the documents with these ids, in one round trip and without a lock: only
         for documents nobody updates (insert-only announcements), so no write of another
-        holder can interleave. On FerretDB the ``$in`` filter reads the collection, which
-        is why this is for small collections only."""
+        holder can interleave. One ``delete`` command of one statement per id, each by
+        bare ``_id``: FerretDB answers each through its ``_id`` index (an ``$in`` filter
+        would decode the whole collection, whatever backlog it holds)."""
         with self._watched():
             if len(ids) == 1:
                 result = await collection.delete_one({"_id": ids[0]})
-            else:
-                result = await collection.delete_many({"_id": {"$in": ids}})
-            return result.deleted_count
+                return result.deleted_count
+            done = await collection.bulk_write([DeleteOne({"_id": i}) for i in ids], ordered=False)
+            return done.deleted_count
 
     async def _still_matches(
         self,
@@ -641,8 +648,9 @@ class Writes:
     async def _release(self, local: _Local, name: str) -> None:
         local.held = False
         local.forget()
+        young = time.monotonic() - local.taken < self._lock_ttl.total_seconds() / 2
         with contextlib.suppress(Exception):
-            await self._releases.release(name)
+            await self._releases.release(name, by_id=young)
 
     async def _acquire(self, name: str) -> None:
         deadline = time.monotonic() + self._lock_wait_s
