@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from urllib.parse import unquote
 
 from pymongo import ASCENDING
@@ -41,13 +40,10 @@ from pymongo.errors import DuplicateKeyError
 from pmm_contracts.envelope import CloudEvent
 from pmm_contracts.events.register import OrganisationState, ProfessionalState
 from pmm_contracts.topics import REGISTER_ORGANISATIONS, REGISTER_PROFESSIONALS
+from pmm_runtime import migrations
 from pmm_runtime.mongo import Document
 from pmm_runtime.platform import Platform
 from pmm_runtime.writes import Writes
-
-MIGRATIONS = "migrations"
-"""One document per one-time start-up migration done (``{_id: name, at}``), the same
-collection the services' own migrations mark theirs in."""
 
 BUILD_CHUNK = 1_000
 """Professionals listed per update when the role index is built from the stored ones."""
@@ -63,7 +59,7 @@ class RegisterReadModel:
         self.organisations: AsyncCollection[Document] = platform.db[prefix + "organisations"]
         self.professionals: AsyncCollection[Document] = platform.db[prefix + "professionals"]
         self.roles: AsyncCollection[Document] = platform.db[prefix + "roles"]
-        self.migrations: AsyncCollection[Document] = platform.db[MIGRATIONS]
+        self.migrations: AsyncCollection[Document] = platform.db[migrations.MIGRATIONS]
         self.roles_built = prefix + "roles"
         """The marker (in ``migrations``) of the role index's build from the stored ones."""
         self.writes = platform.writes
@@ -152,24 +148,26 @@ class RegisterReadModel:
             )
 
     async def _role_index_ready(self) -> None:
-        """Build the role index from the stored professionals, once per database (the
-        marker says it was done). At start-up, before consuming; a model whose platform
-        is not started (a tool, a test) builds it at its first query instead."""
+        """Build the role index from the stored professionals, once per database
+        (``pmm_runtime.migrations``, marker ``<prefix>roles``). At start-up, before
+        consuming; a model whose platform is not started (a tool, a test) builds it at its
+        first query instead."""
         if self._built:
             return
         async with self._building:
             if not self._built:
-                if await self.migrations.find_one({"_id": self.roles_built}) is None:
-                    await self._build_role_index()
+                await migrations.once(
+                    self.migrations, self.writes, self.roles_built, self._build_role_index
+                )
                 self._built = True
 
-    async def _build_role_index(self) -> None:
-        """List every stored professional (one scan). The marker is written when it is
-        complete: listing is idempotent, so a start that stops half-way builds again, and
-        two processes may build at once; a professional changed meanwhile by a consumer
-        ends up listed as its state says (an extra entry at most, from the older state
-        read here). Delete the marker to build again (e.g. after a previous version kept
-        consuming next to this one: it wrote professionals without listing them)."""
+    async def _build_role_index(self) -> dict[str, int]:
+        """List every stored professional (one scan). Listing is idempotent, so a start that
+        stops half-way builds again, and two processes may build at once; a professional
+        changed meanwhile by a consumer ends up listed as its state says (an extra entry at
+        most, from the older state read here). Delete the marker to build again (e.g. after
+        a previous version kept consuming next to this one: it wrote professionals without
+        listing them)."""
         fields: dict[str, dict[str, int]] = {}
         count = 0
         async for person in self.professionals.find({}, MEMBERSHIP):
@@ -185,15 +183,7 @@ class RegisterReadModel:
                     {"$max": dict(items[start : start + BUILD_CHUNK])},
                     upsert=True,
                 )
-        with contextlib.suppress(DuplicateKeyError):  # another process built it too
-            await self.writes.insert_one(
-                self.migrations,
-                {
-                    "_id": self.roles_built,
-                    "at": datetime.now(UTC).isoformat(),
-                    "professionals": count,
-                },
-            )
+        return {"professionals": count}
 
     # Queries -------------------------------------------------------------------------------
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
+from pmm_runtime.migrations import MIGRATIONS
 from pmm_runtime.mongo import Document
 from pmm_runtime.writes import Writes
 from pmm_signalen.adapters.repository import (
     DIRECTOR_CASES,
     DIRECTOR_CASES_BUILT,
-    MIGRATIONS,
     CaseRepository,
 )
 from pmm_signalen.settings import SignalenSettings

@@ -34,6 +34,7 @@ from pymongo.errors import DuplicateKeyError
 
 from pmm_contracts.topics import OVERBRUGGING_APPLICATIONS
 from pmm_overbrugging.domain.model import Application, Status
+from pmm_runtime import migrations
 from pmm_runtime.changes import Aggregates
 from pmm_runtime.mongo import Document
 from pmm_runtime.once import INFLIGHT, ApplyOnce, Refused, Seen
@@ -103,7 +104,7 @@ class BridgingRepository(Aggregates[Application]):
         )
         self.sweeps = SweepSchedule(applications.writes, sweep_interval_s)
         # One document per start-up migration done (read by bare _id at every start).
-        self.migrations = applications.collection.database["migrations"]
+        self.migrations = applications.collection.database[migrations.MIGRATIONS]
 
     async def create_indexes(self) -> None:
         await self.migrate_budgets()
@@ -334,18 +335,10 @@ class BridgingRepository(Aggregates[Application]):
 
     async def migrate_ledger_entries(self, batch: int = 64) -> int:
         """Applications written before ``ENTRIES`` existed do not list their ledger entries:
-        at start-up, once, read the ledger (one scan) and add each application's entry ids
-        to its list. Guarded by a document in ``migrations`` (one bare read at every later
-        start); a crash midway repeats it (``$addToSet``), and a ``booked`` meanwhile only
-        adds what the migration adds too. How many applications it changed."""
-        if await self.migrations.find_one({"_id": ENTRIES_MIGRATION}) is not None:
-            return 0
-        by_application: dict[str, list[str]] = {}
-        async for entry in self.ledger.find({}, {"application_id": 1}):
-            if entry.get("application_id") is not None:
-                by_application.setdefault(str(entry["application_id"]), []).append(
-                    str(entry["_id"])
-                )
+        at start-up, once (``pmm_runtime.migrations``, marker ``ENTRIES_MIGRATION``), read
+        the ledger (one scan) and add each application's entry ids to its list. A crash
+        midway repeats it (``$addToSet``), and a ``booked`` meanwhile only adds what the
+        migration adds too. How many applications it changed (0 when done before)."""
 
         async def add(application_id: str, ids: list[str]) -> bool:
             return await self.store.writes.update_one(
@@ -354,17 +347,26 @@ class BridgingRepository(Aggregates[Application]):
                 {"$addToSet": {ENTRIES: {"$each": ids}}},
             )
 
-        changed = 0
-        groups = list(by_application.items())
-        for start in range(0, len(groups), batch):  # grouped updates (decision 0014)
-            done = await asyncio.gather(*(add(a, ids) for a, ids in groups[start : start + batch]))
-            changed += sum(done)
-        with contextlib.suppress(DuplicateKeyError):  # another replica finished it too
-            await self.store.writes.insert_one(
-                self.migrations,
-                {"_id": ENTRIES_MIGRATION, "at": datetime.now(UTC), "applications": changed},
-            )
-        return changed
+        async def migrate() -> dict[str, int]:
+            by_application: dict[str, list[str]] = {}
+            async for entry in self.ledger.find({}, {"application_id": 1}):
+                if entry.get("application_id") is not None:
+                    by_application.setdefault(str(entry["application_id"]), []).append(
+                        str(entry["_id"])
+                    )
+            changed = 0
+            groups = list(by_application.items())
+            for start in range(0, len(groups), batch):  # grouped updates (decision 0014)
+                done = await asyncio.gather(
+                    *(add(a, ids) for a, ids in groups[start : start + batch])
+                )
+                changed += sum(done)
+            return {"applications": changed}
+
+        report = await migrations.once(
+            self.migrations, self.store.writes, ENTRIES_MIGRATION, migrate
+        )
+        return int((report or {}).get("applications", 0))
 
 
 def _in_time_order(entry: Document) -> tuple[bool, datetime | None, str]:

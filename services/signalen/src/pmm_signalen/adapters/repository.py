@@ -9,17 +9,15 @@ the service lives here.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Collection
-from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from pmm_contracts.envelope import EventData
 from pmm_contracts.events import signals as ev
 from pmm_contracts.topics import SIGNALEN_SIGNALS, signals_assigned_topic
+from pmm_runtime import migrations
 from pmm_runtime.changes import Aggregates
 from pmm_runtime.due import DueIndex
 from pmm_runtime.mongo import Document
@@ -33,8 +31,6 @@ DIRECTOR_CASES = "director_cases"
 """Per regievoerder ``{_id: director id, cases: [case id, ...]}``: whose cases a director
 sees, read by bare ``_id`` (a query on the cases' ``case_directors`` decodes every case on
 FerretDB 1.24, decision 0008)."""
-MIGRATIONS = "migrations"
-"""One document per one-time start-up migration done (``{_id: name, at}``)."""
 DIRECTOR_CASES_BUILT = "director_cases"
 """The marker (in ``MIGRATIONS``) of the rebuild of ``DIRECTOR_CASES`` from the cases."""
 
@@ -202,7 +198,7 @@ class CaseRepository:
         self.collection = collection
         self.writes = writes or default_writes(collection.database)
         self.directed = collection.database[DIRECTOR_CASES]
-        self.migrations = collection.database[MIGRATIONS]
+        self.migrations = collection.database[migrations.MIGRATIONS]
 
     async def create_indexes(self) -> None:
         await self.collection.create_index([("closed_year", ASCENDING)])
@@ -241,37 +237,29 @@ class CaseRepository:
         return [str(c) for c in (doc or {}).get("cases") or []]
 
     async def rebuild_director_index(self) -> None:
-        """At start-up, once per database: ``director_cases`` from the cases'
-        ``case_directors`` (cases written before the index existed). One scan of the cases;
-        the marker ``migrations/director_cases``, written when the rebuild is complete,
-        makes every later start one read by ``_id``. A crash midway leaves no marker (the
-        next start does it again: ``$addToSet`` is idempotent), and replicas starting
-        together both rebuild harmlessly. Delete the marker to run it again (e.g. after a
-        previous version kept consuming next to this one). The marker says when and for
-        how many directors."""
-        if await self.migrations.find_one({"_id": DIRECTOR_CASES_BUILT}, {"_id": 1}) is not None:
-            return
-        directed: dict[str, set[str]] = {}
-        cursor = self.collection.find({"case_directors": {"$exists": True}}, {"case_directors": 1})
-        async for doc in cursor:
-            for director in doc.get("case_directors") or []:
-                directed.setdefault(str(director), set()).add(str(doc["_id"]))
-        for director, cases in directed.items():
-            await self.writes.update_one(
-                self.directed,
-                {"_id": director},
-                {"$addToSet": {"cases": {"$each": sorted(cases)}}},
-                upsert=True,
+        """At start-up, once per database (``pmm_runtime.migrations``, marker
+        ``director_cases``): ``director_cases`` from the cases' ``case_directors`` (cases
+        written before the index existed). One scan of the cases; ``$addToSet`` makes a
+        repeat after a crash harmless. The marker says for how many directors."""
+
+        async def rebuild() -> dict[str, int]:
+            directed: dict[str, set[str]] = {}
+            cursor = self.collection.find(
+                {"case_directors": {"$exists": True}}, {"case_directors": 1}
             )
-        with contextlib.suppress(DuplicateKeyError):  # another replica finished first
-            await self.writes.insert_one(
-                self.migrations,
-                {
-                    "_id": DIRECTOR_CASES_BUILT,
-                    "at": datetime.now(UTC).isoformat(),
-                    "directors": len(directed),
-                },
-            )
+            async for doc in cursor:
+                for director in doc.get("case_directors") or []:
+                    directed.setdefault(str(director), set()).add(str(doc["_id"]))
+            for director, cases in directed.items():
+                await self.writes.update_one(
+                    self.directed,
+                    {"_id": director},
+                    {"$addToSet": {"cases": {"$each": sorted(cases)}}},
+                    upsert=True,
+                )
+            return {"directors": len(directed)}
+
+        await migrations.once(self.migrations, self.writes, DIRECTOR_CASES_BUILT, rebuild)
 
     async def get(self, case_id: str) -> Document | None:
         return await self.collection.find_one({"_id": case_id}, {FIGURES: 0})
