@@ -111,13 +111,10 @@ PER_EVENT = ("find", "insert", "update", "delete", "findAndModify")
 def commands_per_event(before: Counter[str], after: Counter[str], events: int) -> str:
     """The store commands between two ``Store.commands`` readings, per event."""
     spent = after - before
-    total = sum(spent[name] for name in PER_EVENT) + sum(
-        n for name, n in spent.items() if name not in PER_EVENT
-    )
     if not spent or not events:
         return "not counted (not a private FerretDB)"
     parts = ", ".join(f"{name} {spent[name] / events:.2f}" for name in PER_EVENT)
-    return f"{total / events:.2f} store commands per event ({parts})"
+    return f"{spent.total() / events:.2f} store commands per event ({parts})"
 
 
 @dataclass
